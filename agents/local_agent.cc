@@ -1,0 +1,105 @@
+#include <iostream>
+
+#include "agents/agent.h"
+#include "inventory/secrets.h"
+
+namespace labctl::agents {
+
+namespace {
+
+class LocalContext : public sdk::DeviceContext {
+ public:
+  LocalContext(const LocalAgentOptions& opt, const sdk::Device& device, const std::string& type,
+               const ProgressFn* progress)
+      : opt_(opt), device_(device), type_(type), progress_(progress) {}
+
+  Result<std::string> secret(const sdk::Device& device, const std::string& pointer) override {
+    nlohmann::json::json_pointer ptr;
+    try {
+      ptr = nlohmann::json::json_pointer(pointer);
+    } catch (const nlohmann::json::exception&) {
+      return fail(Errc::Internal, "bad secret pointer '" + pointer + "'");
+    }
+    if (!device.params.contains(ptr))
+      return fail(Errc::PreconditionFailed, "device '" + device.name + "' has no secret at " + pointer);
+    auto ref = inventory::SecretRef::from_json(device.params.at(ptr));
+    if (!ref) return fail(Errc::Internal, "device '" + device.name + "': " + pointer + " is not a secret");
+    auto v = inventory::resolve_secret(*ref);
+    if (!v) return std::unexpected(std::move(v.error()).context("device '" + device.name + "'"));
+    return v;
+  }
+  std::filesystem::path plugin_state_dir() const override {
+    return opt_.state_dir / "plugins" / type_;
+  }
+  const inventory::Catalog* catalog() const override { return opt_.catalog; }
+  void progress(std::uint64_t done, std::uint64_t total, std::string_view note) override {
+    if (progress_ && *progress_) (*progress_)(done, total, note);
+  }
+  bool cancelled() const override { return opt_.cancel && opt_.cancel->load(); }
+  void log(std::string_view message) override {
+    std::clog << "labctl: " << device_.name << ": " << message << "\n";
+  }
+
+ private:
+  const LocalAgentOptions& opt_;
+  const sdk::Device& device_;
+  const std::string& type_;
+  const ProgressFn* progress_;
+};
+
+}  // namespace
+
+LocalAgent::LocalAgent(const plugins::Registry& registry, LocalAgentOptions options)
+    : registry_(registry), options_(std::move(options)) {}
+
+Result<sdk::Plugin*> LocalAgent::plugin_for(const sdk::Device& device) const {
+  auto* p = registry_.find(device.type);
+  if (!p) return fail(Errc::NotSupported, "no plugin for device type '" + device.type + "'");
+  return p;
+}
+
+Result<sdk::Observation> LocalAgent::probe(const sdk::Device& device) {
+  auto p = plugin_for(device);
+  if (!p) return std::unexpected(p.error());
+  LocalContext ctx(options_, device, device.type, nullptr);
+  return (*p)->probe(ctx, device);
+}
+
+Result<bool> LocalAgent::step_done(const sdk::Device& device, const sdk::Step& step) {
+  auto p = plugin_for(device);
+  if (!p) return std::unexpected(p.error());
+  LocalContext ctx(options_, device, device.type, nullptr);
+  return (*p)->step_done(ctx, device, step);
+}
+
+Status LocalAgent::run_step(const sdk::Device& device, const sdk::Step& step, const ProgressFn& progress) {
+  auto p = plugin_for(device);
+  if (!p) return std::unexpected(p.error());
+  LocalContext ctx(options_, device, device.type, &progress);
+  return (*p)->run_step(ctx, device, step);
+}
+
+Result<sdk::VerbResult> LocalAgent::run_verb(const sdk::Device& device, const std::string& verb,
+                                             const sdk::json& args) {
+  auto p = plugin_for(device);
+  if (!p) return std::unexpected(p.error());
+  LocalContext ctx(options_, device, device.type, nullptr);
+  return (*p)->run_verb(ctx, device, verb, args);
+}
+
+AgentSet::AgentSet(std::unique_ptr<Agent> local) { agents_["local"] = std::move(local); }
+
+void AgentSet::add(std::unique_ptr<Agent> agent) {
+  auto n = agent->name();
+  agents_[n] = std::move(agent);
+}
+
+Result<Agent*> AgentSet::for_device(const sdk::Device& device) {
+  auto it = agents_.find(device.agent);
+  if (it == agents_.end())
+    return fail(Errc::Unreachable, "agent '" + device.agent + "' for device '" + device.name +
+                                       "' is not connected (remote agents: labctl-agent, not yet available in this build)");
+  return it->second.get();
+}
+
+}  // namespace labctl::agents

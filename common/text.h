@@ -1,0 +1,21 @@
+// Small string helpers shared by every layer.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace labctl::text {
+
+std::string_view trim(std::string_view s);
+std::vector<std::string> split(std::string_view s, char sep);
+std::string lower(std::string_view s);
+bool iequals(std::string_view a, std::string_view b);
+// Edit distance (insert, delete, substitute, transpose), for "did you mean".
+std::size_t edit_distance(std::string_view a, std::string_view b);
+// The closest candidate within a distance that scales with the word, or "" when none is close.
+std::string closest(std::string_view word, const std::vector<std::string>& candidates);
+// "a, b and c"
+std::string join_list(const std::vector<std::string>& items, std::string_view last_sep = " and ");
+
+}  // namespace labctl::text

@@ -1,0 +1,587 @@
+#include "controller/cli.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <ctime>
+#include <iomanip>
+#include <iostream>
+#include <set>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+
+#include "common/text.h"
+#include "controller/context.h"
+#include "controller/plan_output.h"
+#include "controller/planner.h"
+
+namespace labctl::controller {
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitError = 1;
+constexpr int kExitReport = 2;
+constexpr int kExitUnavailable = 3;
+
+using nlohmann::json;
+
+bool stdout_is_terminal() { return ::isatty(STDOUT_FILENO) == 1 && std::getenv("NO_COLOR") == nullptr; }
+
+int unavailable(const std::string& command, const std::string& what) {
+  std::cerr << "labctl " << command << ": not available in this build yet: " << what << ".\n";
+  return kExitUnavailable;
+}
+
+std::string format_time(std::int64_t unix_ms) {
+  std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  ::localtime_r(&t, &tm);
+  std::ostringstream ss;
+  ss << std::put_time(&tm, "%Y-%m-%d %H:%M:%S");
+  return ss.str();
+}
+
+// Every command's result lands here; CLI11 callbacks cannot return values.
+struct Outcome {
+  int code = kExitOk;
+};
+
+// validate ---------------------------------------------------------------------------------------
+struct ValidateArgs {
+  std::string inventory;
+  bool json = false;
+};
+
+int cmd_validate(Context& ctx, const ValidateArgs& a) {
+  inventory::Diagnostics diags;
+  std::ostringstream sink;
+  auto inv = ctx.load_inventory(a.inventory, a.json ? sink : std::cerr, &diags);
+  if (a.json) {
+    json items = json::array();
+    for (const auto& d : diags.sorted())
+      items.push_back({{"severity", d.severity == inventory::Severity::Error ? "error" : "warning"},
+                       {"file", d.file},
+                       {"line", d.mark.line},
+                       {"column", d.mark.column},
+                       {"message", d.message}});
+    json out = {{"valid", inv.has_value()}, {"diagnostics", items}};
+    if (inv)
+      out["counts"] = {{"devices", inv->devices.size()}, {"segments", inv->segments.size()},
+                       {"agents", inv->agents.size()}};
+    std::cout << out.dump(2) << "\n";
+    return inv ? kExitOk : kExitError;
+  }
+  if (!inv) {
+    std::cerr << a.inventory << ": " << diags.error_count()
+              << (diags.error_count() == 1 ? " error" : " errors") << "; nothing was changed\n";
+    return kExitError;
+  }
+  if (!ctx.options().quiet)
+    std::cout << a.inventory << ": valid: " << inv->devices.size() << " devices, "
+              << inv->segments.size() << " segments, " << inv->agents.size() << " agents ("
+              << "catalog " << (inv->catalog ? inv->catalog->file : std::string("none")) << ")\n";
+  return kExitOk;
+}
+
+// plan ------------------------------------------------------------------------------------------
+struct PlanArgs {
+  std::string inventory;
+  bool json = false;
+  int parallel = 16;
+  std::vector<std::string> only;
+};
+
+int cmd_plan(Context& ctx, const PlanArgs& a) {
+  auto inv = ctx.load_inventory(a.inventory, std::cerr);
+  if (!inv) return kExitError;
+  for (const auto& name : a.only)
+    if (!inv->device(name)) {
+      std::vector<std::string> names;
+      for (const auto& d : inv->devices) names.push_back(d.name);
+      auto g = text::closest(name, names);
+      std::cerr << "labctl plan: --only " << name << ": no such device in " << a.inventory
+                << (g.empty() ? std::string() : " (did you mean '" + g + "'?)") << "\n";
+      return kExitError;
+    }
+  std::set<std::string> only(a.only.begin(), a.only.end());
+  auto select = [&](const inventory::Device& d) { return only.empty() || only.count(d.name) > 0; };
+  auto observations = probe_all(*inv, ctx.agents(*inv), a.parallel, select);
+  Plan plan = make_plan(*inv, ctx.registry(), observations);
+  if (!only.empty())
+    std::erase_if(plan.devices, [&](const DevicePlan& d) { return !only.count(d.device); });
+
+  // Remember what was observed: `history` shows it, and later audits compare against it.
+  if (auto store = ctx.store()) {
+    auto abs = std::filesystem::absolute(a.inventory).string();
+    if (auto run = (*store)->begin_run("plan", abs, file_sha256(a.inventory))) {
+      for (const auto& [name, obs] : observations) {
+        ObservationRecord rec;
+        rec.run_id = *run;
+        rec.device = name;
+        rec.reachable = obs.has_value();
+        if (obs) {
+          rec.version = obs->version;
+          rec.data = obs->to_json();
+        } else {
+          rec.error = obs.error().message();
+        }
+        (void)(*store)->record_observation(rec);
+      }
+      (void)(*store)->finish_run(*run, "done", plan.to_json()["summary"]);
+    }
+  } else if (ctx.options().verbose) {
+    std::cerr << "labctl plan: not recording observations: " << store.error().message() << "\n";
+  }
+
+  if (a.json) std::cout << plan.to_json().dump(2) << "\n";
+  else print_plan(std::cout, plan, {.color = stdout_is_terminal()});
+  bool trouble = plan.count(DevicePlan::Status::Unreachable) + plan.count(DevicePlan::Status::Blocked) > 0;
+  return trouble ? kExitReport : kExitOk;
+}
+
+// history ---------------------------------------------------------------------------------------
+struct HistoryArgs {
+  std::int64_t run = 0;
+  std::string device;
+  bool json = false;
+  std::size_t limit = 20;
+};
+
+json step_json(const StepRecord& s) {
+  json j = {{"id", s.id},       {"run", s.run_id},        {"device", s.device},
+            {"seq", s.seq},     {"key", s.key},           {"action", s.action},
+            {"title", s.title}, {"status", step_status_name(s.status)}, {"attempts", s.attempts},
+            {"error_code", s.error_code}, {"error", s.error_message}};
+  j["started_at"] = s.started_at ? json(*s.started_at) : json(nullptr);
+  j["finished_at"] = s.finished_at ? json(*s.finished_at) : json(nullptr);
+  return j;
+}
+
+int cmd_history(Context& ctx, const HistoryArgs& a) {
+  auto store = ctx.store();
+  if (!store) {
+    std::cerr << "labctl history: " << store.error().message() << "\n";
+    return kExitError;
+  }
+  if (!a.device.empty()) {
+    auto steps = (*store)->steps_for_device(a.device, a.limit);
+    if (!steps) {
+      std::cerr << "labctl history: " << steps.error().message() << "\n";
+      return kExitError;
+    }
+    if (a.json) {
+      json arr = json::array();
+      for (const auto& s : *steps) arr.push_back(step_json(s));
+      std::cout << json{{"device", a.device}, {"steps", arr}}.dump(2) << "\n";
+    } else if (steps->empty()) {
+      std::cout << "no steps recorded for " << a.device << "\n";
+    } else {
+      for (const auto& s : *steps)
+        std::cout << (s.started_at ? format_time(*s.started_at) : std::string(19, ' ')) << "  run "
+                  << s.run_id << "  " << std::left << std::setw(8) << step_status_name(s.status)
+                  << "  " << s.title << (s.error_message.empty() ? "" : "  (" + s.error_message + ")") << "\n";
+    }
+    return kExitOk;
+  }
+  if (a.run > 0) {
+    auto run = (*store)->run(a.run);
+    if (!run || !*run) {
+      std::cerr << "labctl history: no run " << a.run << "\n";
+      return kExitError;
+    }
+    auto steps = (*store)->steps(a.run);
+    if (!steps) {
+      std::cerr << "labctl history: " << steps.error().message() << "\n";
+      return kExitError;
+    }
+    const auto& r = **run;
+    if (a.json) {
+      json arr = json::array();
+      for (const auto& s : *steps) arr.push_back(step_json(s));
+      std::cout << json{{"id", r.id}, {"kind", r.kind}, {"inventory", r.inventory}, {"status", r.status},
+                        {"started_at", r.started_at}, {"summary", r.summary}, {"steps", arr}}.dump(2) << "\n";
+      return kExitOk;
+    }
+    std::cout << "run " << r.id << "  " << r.kind << "  " << r.status << "  " << format_time(r.started_at)
+              << "  " << r.inventory << "\n";
+    for (const auto& s : *steps)
+      std::cout << "  " << std::left << std::setw(16) << s.device << std::setw(9) << step_status_name(s.status)
+                << s.title << (s.error_message.empty() ? "" : "  (" + s.error_message + ")") << "\n";
+    if (steps->empty()) std::cout << "  (no steps)\n";
+    return kExitOk;
+  }
+  auto runs = (*store)->runs(a.limit);
+  auto audits = (*store)->audits(a.limit);
+  if (!runs || !audits) {
+    std::cerr << "labctl history: " << (!runs ? runs.error() : audits.error()).message() << "\n";
+    return kExitError;
+  }
+  if (a.json) {
+    json rs = json::array(), as = json::array();
+    for (const auto& r : *runs)
+      rs.push_back({{"id", r.id}, {"kind", r.kind}, {"inventory", r.inventory}, {"status", r.status},
+                    {"started_at", r.started_at},
+                    {"finished_at", r.finished_at ? json(*r.finished_at) : json(nullptr)},
+                    {"summary", r.summary}});
+    for (const auto& x : *audits)
+      as.push_back({{"id", x.id}, {"inventory", x.inventory}, {"started_at", x.started_at},
+                    {"exit_code", x.exit_code}});
+    std::cout << json{{"runs", rs}, {"audits", as}}.dump(2) << "\n";
+    return kExitOk;
+  }
+  if (runs->empty() && audits->empty()) {
+    std::cout << "no runs recorded yet in " << ctx.state_dir().string() << "\n";
+    return kExitOk;
+  }
+  for (const auto& r : *runs) {
+    std::cout << std::right << std::setw(5) << r.id << "  " << format_time(r.started_at) << "  "
+              << std::left << std::setw(6) << r.kind << "  " << std::setw(11) << r.status << "  " << r.inventory;
+    if (r.summary.is_object() && r.summary.contains("steps"))
+      std::cout << "  (" << r.summary.value("devices", 0) << " devices, " << r.summary.value("steps", 0)
+                << " steps)";
+    std::cout << "\n";
+  }
+  for (const auto& x : *audits)
+    std::cout << "audit " << x.id << "  " << format_time(x.started_at) << "  exit " << x.exit_code << "  "
+              << x.inventory << "\n";
+  return kExitOk;
+}
+
+// per-device verbs ------------------------------------------------------------------------------
+struct DeviceVerbArgs {
+  std::string inventory;
+  std::string device;
+  std::string verb;
+  std::vector<std::string> rest;
+  bool json = false;
+};
+
+std::string default_inventory() {
+  if (const char* e = std::getenv("LABCTL_INVENTORY"); e && *e) return e;
+  return "/etc/labctl/inventory.yaml";
+}
+
+int cmd_device_verb(Context& ctx, const std::string& noun, DeviceVerbArgs a) {
+  if (a.inventory.empty()) a.inventory = default_inventory();
+  auto inv = ctx.load_inventory(a.inventory, std::cerr);
+  if (!inv) return kExitError;
+  const inventory::Device* dev = inv->device(a.device);
+  std::vector<std::string> candidates;
+  for (const auto& d : inv->devices) {
+    auto* p = ctx.registry().find(d.type);
+    if (p && p->cli_noun() == noun) candidates.push_back(d.name);
+  }
+  if (!dev) {
+    auto g = text::closest(a.device, candidates);
+    std::cerr << "labctl " << noun << ": no device '" << a.device << "' in " << a.inventory
+              << (g.empty() ? "" : " (did you mean '" + g + "'?)") << "; " << noun << " devices: "
+              << (candidates.empty() ? std::string("none") : text::join_list(candidates, ", ")) << "\n";
+    return kExitError;
+  }
+  auto* plugin = ctx.registry().find(dev->type);
+  if (!plugin || plugin->cli_noun() != noun) {
+    std::cerr << "labctl " << noun << ": '" << dev->name << "' is a " << dev->type << ", not a " << noun << "\n";
+    return kExitError;
+  }
+  auto verbs = plugin->verbs();
+  auto list_verbs = [&](std::ostream& os) {
+    os << "verbs for " << dev->name << " (" << dev->type << "):\n";
+    for (const auto& v : verbs) {
+      std::string usage = v.name;
+      for (const auto& arg : v.args) usage += arg.required ? " " + arg.name : " [" + arg.name + "]";
+      os << "  " << std::left << std::setw(24) << usage << v.summary << (v.writes ? " (changes the device)" : "") << "\n";
+    }
+  };
+  if (a.verb.empty()) {
+    list_verbs(std::cout);
+    return kExitOk;
+  }
+  auto vit = std::find_if(verbs.begin(), verbs.end(), [&](const auto& v) { return v.name == a.verb; });
+  if (vit == verbs.end()) {
+    std::vector<std::string> names;
+    for (const auto& v : verbs) names.push_back(v.name);
+    auto g = text::closest(a.verb, names);
+    std::cerr << "labctl " << noun << " " << dev->name << ": unknown verb '" << a.verb << "'"
+              << (g.empty() ? "" : " (did you mean '" + g + "'?)") << "\n";
+    list_verbs(std::cerr);
+    return kExitError;
+  }
+  json args = json::object();
+  std::size_t i = 0;
+  for (const auto& arg : vit->args) {
+    if (i >= a.rest.size()) {
+      if (arg.required) {
+        std::cerr << "labctl " << noun << " " << dev->name << " " << a.verb << ": missing " << arg.name
+                  << " (" << arg.help << ")\n";
+        return kExitError;
+      }
+      continue;
+    }
+    const std::string& v = a.rest[i++];
+    if (!arg.choices.empty() && std::find(arg.choices.begin(), arg.choices.end(), v) == arg.choices.end()) {
+      std::cerr << "labctl " << noun << " " << dev->name << " " << a.verb << ": " << arg.name << " '" << v
+                << "' is not one of " << text::join_list(arg.choices, ", ") << "\n";
+      return kExitError;
+    }
+    args[arg.name] = v;
+  }
+  if (i < a.rest.size()) {
+    std::cerr << "labctl " << noun << " " << dev->name << " " << a.verb << ": unexpected argument '"
+              << a.rest[i] << "'\n";
+    return kExitError;
+  }
+  auto agent = ctx.agents(*inv).for_device(*dev);
+  if (!agent) {
+    std::cerr << "labctl " << noun << " " << dev->name << ": " << agent.error().message() << "\n";
+    return kExitError;
+  }
+  auto r = (*agent)->run_verb(*dev, a.verb, args);
+  if (!r) {
+    std::cerr << "labctl " << noun << " " << dev->name << " " << a.verb << ": " << r.error().message()
+              << " [" << errc_name(r.error().code()) << "]\n";
+    return kExitError;
+  }
+  if (a.json) std::cout << r->data.dump(2) << "\n";
+  else std::cout << r->text;
+  return kExitOk;
+}
+
+// plugins ---------------------------------------------------------------------------------------
+void describe_keys(std::ostream& os, const std::vector<inventory::KeySpec>& keys, int indent) {
+  for (const auto& k : keys) {
+    os << std::string(static_cast<std::size_t>(indent), ' ') << k.name << ": " << inventory::kind_name(k.kind);
+    if (k.kind == inventory::Kind::List && !k.item.empty()) os << " of " << inventory::kind_name(k.item[0].kind);
+    if (k.required) os << ", required";
+    if (!k.choices.empty()) os << " (" << text::join_list(k.choices, ", ") << ")";
+    if (k.min || k.max)
+      os << " [" << (k.min ? std::to_string(*k.min) : "") << ".." << (k.max ? std::to_string(*k.max) : "") << "]";
+    if (!k.default_value.is_null()) os << ", default " << k.default_value.dump();
+    if (!k.doc.empty()) os << " — " << k.doc;
+    os << "\n";
+    describe_keys(os, k.fields, indent + 2);
+    if (!k.item.empty()) describe_keys(os, k.item[0].fields, indent + 2);
+  }
+}
+
+int cmd_plugins(Context& ctx, const std::string& type) {
+  if (type.empty()) {
+    for (const auto& p : ctx.registry().all())
+      std::cout << std::left << std::setw(18) << p->type() << std::setw(12) << p->cli_noun() << p->schema().summary << "\n";
+    return kExitOk;
+  }
+  auto* p = ctx.registry().find(type);
+  if (!p) {
+    auto g = text::closest(type, ctx.registry().types());
+    std::cerr << "labctl plugins: no type '" << type << "'" << (g.empty() ? "" : " (did you mean '" + g + "'?)") << "\n";
+    return kExitError;
+  }
+  const auto& s = p->schema();
+  std::cout << s.type << " — " << s.summary << "\n";
+  std::cout << "CLI: labctl " << p->cli_noun() << " NAME VERB\n";
+  if (!s.capabilities.empty()) std::cout << "capabilities: " << text::join_list(s.capabilities, ", ") << "\n";
+  std::cout << "common keys: name, type, model" << (s.model_required ? " (required)" : "")
+            << ", description, mac, ip, segment, agent, firmware, after\n";
+  std::cout << "keys:\n";
+  describe_keys(std::cout, s.keys, 2);
+  std::cout << "verbs:\n";
+  for (const auto& v : p->verbs()) std::cout << "  " << v.name << " — " << v.summary << "\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"labctl — keep a homelab's hardware in the state its inventory describes"};
+  app.set_version_flag("--version", std::string("labctl ") + "0.1.0");
+  app.require_subcommand(1);
+  app.fallthrough();
+  GlobalOptions g;
+  app.add_option("--state-dir", g.state_dir, "state directory (default $LABCTL_STATE_DIR, /var/lib/labctl as root, else $XDG_STATE_HOME/labctl)");
+  app.add_option("--catalog", g.catalog, "firmware catalog to use instead of the inventory's or the shipped one");
+  app.add_flag("-q,--quiet", g.quiet, "print errors only");
+  app.add_flag("-v,--verbose", g.verbose, "more detail on stderr");
+
+  Outcome outcome;
+  std::unique_ptr<Context> ctx;
+  auto context = [&]() -> Context& {
+    if (!ctx) ctx = std::make_unique<Context>(g);
+    return *ctx;
+  };
+
+  // validate
+  ValidateArgs va;
+  auto* validate = app.add_subcommand("validate", "load and check an inventory and its catalog; every problem with file:line:column");
+  validate->add_option("inventory", va.inventory, "inventory YAML file")->required();
+  validate->add_flag("--json", va.json, "diagnostics as JSON");
+  validate->callback([&] { outcome.code = cmd_validate(context(), va); });
+
+  // plan
+  PlanArgs pa;
+  auto* plan = app.add_subcommand("plan", "what apply would do, device by device, step by step, every firmware hop with its reason; changes nothing");
+  plan->add_option("inventory", pa.inventory, "inventory YAML file")->required();
+  plan->add_flag("--json", pa.json, "the plan as JSON (docs/plan.md)");
+  plan->add_option("--parallel", pa.parallel, "devices probed at once")->check(CLI::Range(1, 1024))->capture_default_str();
+  plan->add_option("--only", pa.only, "plan only this device (repeatable)");
+  plan->callback([&] { outcome.code = cmd_plan(context(), pa); });
+
+  // apply
+  struct {
+    std::string inventory;
+    bool yes = false, dry_run = false;
+    int parallel = 8;
+    std::vector<std::string> only;
+  } aa;
+  auto* apply = app.add_subcommand("apply", "carry the plan out, journaling every step; resumes an interrupted run");
+  apply->add_option("inventory", aa.inventory, "inventory YAML file")->required();
+  apply->add_flag("-y,--yes", aa.yes, "do not ask for confirmation");
+  apply->add_flag("--dry-run", aa.dry_run, "show what would run; execute nothing");
+  apply->add_option("--parallel", aa.parallel, "devices worked on at once")->check(CLI::Range(1, 1024));
+  apply->add_option("--only", aa.only, "work on this device only (repeatable)");
+  apply->callback([&] { outcome.code = unavailable("apply", "the execution engine (journal, resume) is still being built; 'labctl plan' shows what apply will do"); });
+
+  // audit
+  struct {
+    std::string inventory, format = "table", output, cron;
+    bool systemd = false, install = false;
+  } au;
+  auto* audit = app.add_subcommand("audit", "probe every device and report firmware drift, unreachable devices and security findings (exit 0 compliant, 2 findings, 1 could not complete)");
+  audit->add_option("inventory", au.inventory, "inventory YAML file");
+  audit->add_option("--format", au.format, "table, json or prometheus")->check(CLI::IsMember({"table", "json", "prometheus"}));
+  audit->add_option("--output", au.output, "write the report to FILE (atomically)");
+  auto* schedule = audit->add_subcommand("schedule", "print (or --install) the crontab line or systemd units that run the audit");
+  schedule->add_option("inventory", au.inventory, "inventory YAML file")->required();
+  schedule->add_option("--cron", au.cron, "cron expression, e.g. '17 3 * * *'");
+  schedule->add_flag("--systemd", au.systemd, "systemd service and timer instead of cron");
+  schedule->add_flag("--install", au.install, "install them");
+  schedule->callback([&] { outcome.code = unavailable("audit schedule", "scheduled audits arrive with the audit engine"); });
+  audit->callback([&] {
+    if (audit->got_subcommand(schedule)) return;
+    if (au.inventory.empty()) throw CLI::RequiredError("inventory");
+    outcome.code = unavailable("audit", "the audit engine is still being built; 'labctl plan' reports drift and probe findings meanwhile");
+  });
+
+  // history
+  HistoryArgs ha;
+  auto* history = app.add_subcommand("history", "past runs, steps and audits from the state store");
+  history->add_option("run", ha.run, "show the steps of this run");
+  history->add_option("--device", ha.device, "steps of one device, newest first");
+  history->add_option("--limit", ha.limit, "how many entries")->capture_default_str();
+  history->add_flag("--json", ha.json, "as JSON");
+  history->callback([&] { outcome.code = cmd_history(context(), ha); });
+
+  // firmware
+  auto* firmware = app.add_subcommand("firmware", "the local firmware store");
+  firmware->require_subcommand(1);
+  std::vector<std::string> fw_files;
+  auto* fw_import = firmware->add_subcommand("import", "unpack vendor bundles into the store and pin their checksums");
+  fw_import->add_option("files", fw_files, "bundles or images")->required();
+  fw_import->callback([&] { outcome.code = unavailable("firmware import", "the firmware store and bundle import arrive with the phone and drive plugins"); });
+  firmware->add_subcommand("list", "what the store holds")->callback([&] { outcome.code = unavailable("firmware list", "the firmware store is still being built"); });
+  firmware->add_subcommand("fetch", "download catalog firmware from its mirrors")->callback([&] { outcome.code = unavailable("firmware fetch", "mirror downloads arrive with the firmware store"); });
+  auto* fw_verify = firmware->add_subcommand("verify", "check images against the catalog and their formats");
+  fw_verify->add_option("files", fw_files, "images");
+  fw_verify->callback([&] { outcome.code = unavailable("firmware verify", "image verification arrives with the device plugins"); });
+
+  // serve
+  std::string serve_inv;
+  auto* serve = app.add_subcommand("serve", "run the network services (TFTP, DHCP) and device watchers in the foreground");
+  serve->add_option("inventory", serve_inv, "inventory YAML file")->required();
+  serve->callback([&] { outcome.code = unavailable("serve", "the TFTP and DHCP services are still being built"); });
+
+  // dhcp
+  auto* dhcp = app.add_subcommand("dhcp", "the DHCP service and configuration helpers");
+  dhcp->require_subcommand(1);
+  struct {
+    std::string tftp, format = "isc", interface, range, router, dns, tftp_name, lease_db;
+  } dh;
+  auto* dopt = dhcp->add_subcommand("options", "the exact lines for another DHCP server: option 150 as a list of addresses, option 66 as text");
+  dopt->add_option("--tftp", dh.tftp, "TFTP server addresses, comma-separated")->required();
+  dopt->add_option("--format", dh.format, "isc, kea, dnsmasq, cisco-ios, mikrotik or hex")
+      ->check(CLI::IsMember({"isc", "kea", "dnsmasq", "cisco-ios", "mikrotik", "hex"}));
+  dopt->callback([&] { outcome.code = unavailable("dhcp options", "arrives with the DHCP service"); });
+  auto* dserve = dhcp->add_subcommand("serve", "serve one segment without an inventory");
+  dserve->add_option("--interface", dh.interface, "interface")->required();
+  dserve->add_option("--range", dh.range, "FIRST-LAST")->required();
+  dserve->add_option("--router", dh.router, "router address");
+  dserve->add_option("--dns", dh.dns, "DNS servers");
+  dserve->add_option("--tftp", dh.tftp, "TFTP servers (option 150, and 66)");
+  dserve->add_option("--tftp-name", dh.tftp_name, "option 66 text");
+  dserve->add_option("--lease-db", dh.lease_db, "lease database");
+  dserve->callback([&] { outcome.code = unavailable("dhcp serve", "the DHCP service is still being built"); });
+  dhcp->add_subcommand("leases", "list leases")->callback([&] { outcome.code = unavailable("dhcp leases", "the DHCP service is still being built"); });
+
+  // tftp
+  auto* tftp = app.add_subcommand("tftp", "the TFTP server alone, and a diagnostic client");
+  tftp->require_subcommand(1);
+  struct {
+    std::string root, bind, log, url, out;
+    int port = 69, blksize = 512, windowsize = 1;
+  } tf;
+  auto* tserve = tftp->add_subcommand("serve", "serve a directory, like in.tftpd");
+  tserve->add_option("--root", tf.root, "directory to serve")->required();
+  tserve->add_option("--port", tf.port, "UDP port")->check(CLI::Range(1, 65535));
+  tserve->add_option("--bind", tf.bind, "address to listen on");
+  tserve->add_option("--log", tf.log, "JSON-lines event log");
+  tserve->callback([&] { outcome.code = unavailable("tftp serve", "the TFTP service is still being built"); });
+  auto* tget = tftp->add_subcommand("get", "fetch a file: tftp://HOST[:PORT]/NAME");
+  tget->add_option("url", tf.url, "tftp:// URL")->required();
+  tget->add_option("-o,--output", tf.out, "output file");
+  tget->add_option("--blksize", tf.blksize, "block size")->check(CLI::Range(8, 65464));
+  tget->add_option("--windowsize", tf.windowsize, "window size (RFC 7440)")->check(CLI::Range(1, 65535));
+  tget->callback([&] { outcome.code = unavailable("tftp get", "the TFTP client is still being built"); });
+
+  // per-device nouns
+  struct NounSpec {
+    const char* noun;
+    const char* help;
+  };
+  static const NounSpec nouns[] = {
+      {"bmc", "a server's BMC: info, power, sensors, users, firmware (e.g. labctl bmc server1 power cycle)"},
+      {"phone", "an IP phone: info, doctor, ..."},
+      {"hypervisor", "a hypervisor host: info, vms, start, stop, snapshot"},
+      {"drive", "an optical drive: identify, audit, flash"},
+  };
+  std::vector<std::pair<CLI::App*, std::unique_ptr<DeviceVerbArgs>>> noun_cmds;
+  for (const auto& n : nouns) {
+    auto args = std::make_unique<DeviceVerbArgs>();
+    auto* sub = app.add_subcommand(n.noun, n.help);
+    sub->add_option("-i,--inventory", args->inventory, "inventory (default $LABCTL_INVENTORY or /etc/labctl/inventory.yaml)");
+    sub->add_flag("--json", args->json, "as JSON");
+    sub->add_option("name", args->device, "device name in the inventory")->required();
+    sub->add_option("verb", args->verb, "what to do; leave out to list the verbs");
+    sub->add_option("args", args->rest, "the verb's arguments");
+    auto* raw = args.get();
+    std::string noun = n.noun;
+    sub->callback([&outcome, &context, raw, noun] { outcome.code = cmd_device_verb(context(), noun, *raw); });
+    noun_cmds.emplace_back(sub, std::move(args));
+  }
+
+  // agent
+  auto* agent = app.add_subcommand("agent", "remote agents: certificates, status, systemd unit");
+  agent->require_subcommand(1);
+  agent->add_subcommand("init", "create a CA, the controller's and agents' certificates and agent configs")
+      ->callback([&] { outcome.code = unavailable("agent init", "remote agents are still being built"); });
+  agent->add_subcommand("status", "an agent's health")->callback([&] { outcome.code = unavailable("agent status", "remote agents are still being built"); });
+  agent->add_subcommand("install-unit", "install the agent's systemd unit")->callback([&] { outcome.code = unavailable("agent install-unit", "remote agents are still being built"); });
+
+  // plugins
+  std::string plugin_type;
+  auto* plugins_cmd = app.add_subcommand("plugins", "device types this labctl knows, and their inventory keys");
+  plugins_cmd->add_option("type", plugin_type, "describe one type's keys and verbs");
+  plugins_cmd->callback([&] { outcome.code = cmd_plugins(context(), plugin_type); });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::cerr << "labctl: internal error: " << e.what() << "\n";
+    return kExitError;
+  }
+  return outcome.code;
+}
+
+}  // namespace labctl::controller

@@ -1,0 +1,72 @@
+#include "controller/context.h"
+
+#include <openssl/evp.h>
+
+#include <fstream>
+#include <iostream>
+
+namespace labctl::controller {
+
+Context::Context(GlobalOptions options) : options_(std::move(options)) {
+  plugins::register_builtin_plugins(registry_);
+}
+
+std::filesystem::path Context::state_dir() const {
+  if (!options_.state_dir.empty()) return options_.state_dir;
+  return default_state_dir();
+}
+
+std::optional<inventory::Inventory> Context::load_inventory(const std::string& path,
+                                                            std::ostream& err,
+                                                            inventory::Diagnostics* diags_out) {
+  inventory::LoadOptions lo;
+  if (!options_.catalog.empty()) lo.catalog = options_.catalog;
+  auto result = inventory::load_inventory(path, registry_, lo);
+  for (const auto& d : result.diags.sorted())
+    if (d.severity == inventory::Severity::Error || !options_.quiet) err << d.format() << "\n";
+  if (diags_out) *diags_out = result.diags;
+  return std::move(result.inventory);
+}
+
+Result<StateStore*> Context::store() {
+  if (!store_) {
+    auto s = StateStore::open(state_dir());
+    if (!s) return std::unexpected(std::move(s.error()).context("state store"));
+    store_ = std::move(*s);
+  }
+  return store_.get();
+}
+
+agents::AgentSet& Context::agents(const inventory::Inventory& inv) {
+  if (!agents_) {
+    agents::LocalAgentOptions lo;
+    lo.state_dir = state_dir();
+    lo.catalog = inv.catalog.get();
+    lo.cancel = &cancel_;
+    agents_ = std::make_unique<agents::AgentSet>(std::make_unique<agents::LocalAgent>(registry_, lo));
+  }
+  return *agents_;
+}
+
+std::string file_sha256(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "";
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  char buf[65536];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0)
+    EVP_DigestUpdate(ctx, buf, static_cast<std::size_t>(in.gcount()));
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx, md, &len);
+  EVP_MD_CTX_free(ctx);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) {
+    out += hex[md[i] >> 4];
+    out += hex[md[i] & 15];
+  }
+  return out;
+}
+
+}  // namespace labctl::controller

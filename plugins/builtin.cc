@@ -1,0 +1,12 @@
+// The explicit list of plugins built into labctl. Add a plugin here, nowhere else.
+#include "plugins/registry.h"
+#include "plugins/sim/sim_plugin.h"
+
+namespace labctl::plugins {
+
+void register_builtin_plugins(Registry& registry) {
+  for (auto kind : {sim::Kind::Bmc, sim::Kind::Phone, sim::Kind::Hypervisor, sim::Kind::Drive})
+    registry.add(std::make_unique<sim::SimPlugin>(kind));
+}
+
+}  // namespace labctl::plugins

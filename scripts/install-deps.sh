@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs every package labctl needs to build, run its example lab and pass its tests.
+# Idempotent: safe to run again; does nothing but a quick check when all is present.
+set -euo pipefail
+
+BUILD_PKGS=(
+  build-essential cmake ninja-build pkg-config git clang clang-format libclang-rt-14-dev
+  libyaml-cpp-dev libcurl4-openssl-dev libssl-dev libfreeipmi-dev libvirt-dev libsqlite3-dev
+  libarchive-dev libpugixml-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+# Real peers and tools the tests and benchmarks run against.
+TEST_PKGS=(
+  python3 openipmi ipmitool freeipmi-tools libvirt-clients curl tftp-hpa atftp tftpd-hpa
+  dnsmasq-base busybox isc-dhcp-client dhcpcd5 iproute2 kea-admin sip-tester tshark
+  prometheus systemd sqlite3 sg3-utils cron
+)
+
+want=("${BUILD_PKGS[@]}")
+if [[ "${1:-}" != "--build-only" ]]; then want+=("${TEST_PKGS[@]}"); fi
+
+missing=()
+for p in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#want[@]} packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
