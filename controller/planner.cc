@@ -142,7 +142,7 @@ void plan_device(const inventory::Inventory& inv, const plugins::Registry& regis
       for (auto& s : *steps) p.steps.push_back(std::move(s));
     }
   }
-  for (auto& s : plugin->reconcile_steps(d, obs)) p.steps.push_back(std::move(s));
+  for (auto& s : plugin->reconcile_steps(d, obs, p.steps)) p.steps.push_back(std::move(s));
   p.status = p.steps.empty() ? DevicePlan::Status::UpToDate : DevicePlan::Status::Changes;
 }
 

@@ -212,7 +212,7 @@ class Loader {
     Fields out{map, {}};
     std::vector<std::pair<std::string, Mark>> seen;
     for (auto it = map.begin(); it != map.end(); ++it) {
-      const Node& k = it->first;
+      const Node k = it->first;  // a copy: the iterator hands out a temporary proxy
       if (!k.IsScalar()) {
         error(mark_of(k), "keys of " + std::string(what) + " must be strings, got " + kind_of(k));
         continue;
@@ -336,7 +336,7 @@ class Loader {
             error(mark_of(it->first), "keys must be strings, got " + kind_of(it->first));
             return std::nullopt;
           }
-          const std::string& key = it->first.Scalar();
+          const std::string key = it->first.Scalar();
           if (out.contains(key)) {
             error(mark_of(it->first), "duplicate key '" + key + "'");
             return std::nullopt;
@@ -586,7 +586,7 @@ class Loader {
     }
     Fields out{e.value, {}};
     for (auto it = e.value.begin(); it != e.value.end(); ++it) {
-      const Node& k = it->first;
+      const Node k = it->first;  // a copy: the iterator hands out a temporary proxy
       if (!k.IsScalar() || k.Scalar().empty()) {
         error(mark_of(k), "keys of '" + e.key + "' must be non-empty strings");
         continue;
@@ -690,10 +690,12 @@ class Loader {
       }
     }
 
+    std::optional<Fields> bounds;  // outlives `min` and `max`, which may point into it
     if (kind->key == "installed") {
       rule.kind = Rule::Kind::Installed;
-      auto bf = fields(kind->value, "'installed'", {"min", "max"});
-      if (!bf) return false;
+      bounds = fields(kind->value, "'installed'", {"min", "max"});
+      if (!bounds) return false;
+      const auto* bf = &*bounds;
       min = bf->get("min");
       max = bf->get("max");
       if (!min && !max) {

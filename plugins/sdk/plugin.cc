@@ -70,7 +70,10 @@ Result<std::vector<Step>> Plugin::hop_steps(const Device& device, const HopInfo&
   return fail(Errc::NotSupported, "type '" + device.type + "' does not install firmware");
 }
 
-std::vector<Step> Plugin::reconcile_steps(const Device&, const Observation&) const { return {}; }
+std::vector<Step> Plugin::reconcile_steps(const Device&, const Observation&,
+                                          const std::vector<Step>&) const {
+  return {};
+}
 
 Result<VerbResult> Plugin::run_verb(DeviceContext&, const Device& device, const std::string& verb,
                                     const json&) {

@@ -130,8 +130,10 @@ class Plugin {
   // not install firmware (the plan shows the device as blocked, with the message).
   virtual Result<std::vector<Step>> hop_steps(const Device& device, const HopInfo& hop) const;
   // Steps that bring non-firmware state to what the inventory says (credentials, VMs), given what
-  // the device reported. Run after any firmware hops.
-  virtual std::vector<Step> reconcile_steps(const Device& device, const Observation& obs) const;
+  // the device reported and the firmware steps already planned (which may do part of the work,
+  // e.g. re-provision after a factory reset). Run after those firmware steps.
+  virtual std::vector<Step> reconcile_steps(const Device& device, const Observation& obs,
+                                            const std::vector<Step>& firmware_steps) const;
 
   // Device I/O.
   virtual Result<Observation> probe(DeviceContext& ctx, const Device& device) = 0;

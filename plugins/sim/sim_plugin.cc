@@ -245,9 +245,12 @@ Result<std::vector<sdk::Step>> SimPlugin::hop_steps(const sdk::Device& d,
 }
 
 std::vector<sdk::Step> SimPlugin::reconcile_steps(const sdk::Device& d,
-                                                  const sdk::Observation& obs) const {
+                                                  const sdk::Observation& obs,
+                                                  const std::vector<sdk::Step>& firmware_steps) const {
   std::vector<sdk::Step> out;
-  if (kind_ == Kind::Bmc && d.params.contains("credentials") &&
+  const bool reprovisioned = std::any_of(firmware_steps.begin(), firmware_steps.end(),
+                                         [](const sdk::Step& s) { return s.action == "set-credentials"; });
+  if (kind_ == Kind::Bmc && d.params.contains("credentials") && !reprovisioned &&
       obs.facts.value("credentials", "") == "default") {
     out.push_back(step("set-credentials", "set-credentials", "set the inventory's user and password",
                        "the BMC still has its factory login", true, 1));

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (tests/fuzz/*_fuzz.cc) and runs each for SECONDS (default 60).
+#
+#   scripts/fuzz.sh [SECONDS]        build + run every target
+#   FUZZ_TARGETS="version" scripts/fuzz.sh 30   only some targets
+#   FUZZ_JOBS=2 (default 2)          ninja parallelism for the build
+#   FUZZ_MERGE=1                     after the run, merge new coverage back into the committed
+#                                    corpus (tests/fuzz/corpus/NAME) with -merge=1
+#
+# Compiler: clang 19 (Debian 12 package clang-19 + libclang-rt-19-dev). clang 14 and 16 cannot
+# compile the project: libstdc++ 12's <expected> is only enabled when __cpp_concepts >= 202002L,
+# which clang reports from version 19 on (clang 14/16 say 201907L), so std::expected (Result<T>)
+# does not exist there. Override with CLANG_CC / CLANG_CXX.
+#
+# The whole project is configured in build/fuzz with -fsanitize=fuzzer-no-link,address,undefined
+# (UBSan non-recoverable, so undefined behaviour counts as a crash, and _GLIBCXX_ASSERTIONS for
+# bounds checks in the standard library); the fuzzer executables link -fsanitize=fuzzer,... .
+# Each target runs on a copy of its committed corpus in build/fuzz/corpus/NAME, so the source
+# tree is never written (unless FUZZ_MERGE=1). Crash, leak and timeout artifacts go to
+# build/fuzz/artifacts/. Exit status: 0 when no target crashed, 1 otherwise, 2 on a build error.
+set -euo pipefail
+
+SECONDS_PER_TARGET="${1:-60}"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="$ROOT/build/fuzz"
+CLANG_CC="${CLANG_CC:-clang-19}"
+CLANG_CXX="${CLANG_CXX:-clang++-19}"
+TARGETS=(${FUZZ_TARGETS:-inventory catalog version})
+JOBS="${FUZZ_JOBS:-2}"
+
+if ! command -v "$CLANG_CXX" >/dev/null; then
+  echo "fuzz.sh: $CLANG_CXX not found; install clang-19 and libclang-rt-19-dev" >&2
+  exit 2
+fi
+
+SAN_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined"
+SAN_FLAGS+=" -fno-omit-frame-pointer -D_GLIBCXX_ASSERTIONS"
+if [[ ! -f "$BUILD/build.ninja" ]]; then
+  CC="$CLANG_CC" CXX="$CLANG_CXX" cmake -S "$ROOT" -B "$BUILD" -G Ninja \
+    -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" -DCMAKE_C_FLAGS_DEBUG="-g -O1" \
+    -DLABCTL_TESTS=OFF -DLABCTL_BENCH=OFF -DLABCTL_FUZZ=ON \
+    -DCMAKE_C_FLAGS="$SAN_FLAGS" -DCMAKE_CXX_FLAGS="$SAN_FLAGS" >/dev/null ||
+    { echo "fuzz.sh: configure failed" >&2; exit 2; }
+fi
+ninja -C "$BUILD" -j"$JOBS" "${TARGETS[@]/%/_fuzz}" ||
+  { echo "fuzz.sh: build failed" >&2; exit 2; }
+
+mkdir -p "$BUILD/artifacts"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+export LABCTL_CATALOG="${LABCTL_CATALOG:-$ROOT/catalog/catalog.yaml}"
+
+failed=0
+summary=()
+for t in "${TARGETS[@]}"; do
+  src="$ROOT/tests/fuzz/corpus/$t"
+  work="$BUILD/corpus/$t"
+  rm -rf "$work"
+  mkdir -p "$work"
+  if [[ -d "$src" ]]; then cp -r "$src"/. "$work"/; fi
+  args=(-max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 -max_len=65536
+        -print_final_stats=1 -artifact_prefix="$BUILD/artifacts/$t-")
+  # Seeds the dictionary cannot come from: YAML and key-name tokens for the YAML parsers.
+  if [[ "$t" != version && -f "$ROOT/tests/fuzz/yaml.dict" ]]; then
+    args+=(-dict="$ROOT/tests/fuzz/yaml.dict")
+  fi
+  log="$BUILD/$t.log"
+  echo "fuzz.sh: $t for ${SECONDS_PER_TARGET}s (log $log)"
+  rc=0
+  "$BUILD/tests/fuzz/${t}_fuzz" "${args[@]}" "$work" >"$log" 2>&1 || rc=$?
+  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+  cov=$(grep -Eo 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" | tail -1)
+  if ((rc == 0)); then
+    status=ok
+  else
+    status="CRASH (exit $rc)"
+    failed=1
+    grep -E '^==[0-9]+==ERROR|^SUMMARY|Test unit written to|runtime error' "$log" | head -5 >&2 || true
+  fi
+  summary+=("$(printf '%-10s %-16s runs %-10s exec/s %-7s %s' "$t" "$status" "${runs:-?}" "${speed:-?}" "${cov:-}")")
+  if [[ "${FUZZ_MERGE:-0}" == 1 && $rc == 0 ]]; then
+    mkdir -p "$src"
+    "$BUILD/tests/fuzz/${t}_fuzz" -merge=1 -max_len=65536 -timeout=10 "$src" "$work" \
+      >"$BUILD/$t.merge.log" 2>&1 || echo "fuzz.sh: merge for $t failed" >&2
+  fi
+done
+
+echo "fuzz.sh: summary (${SECONDS_PER_TARGET}s per target, artifacts in $BUILD/artifacts)"
+printf '  %s\n' "${summary[@]}"
+exit "$failed"
