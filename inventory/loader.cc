@@ -128,12 +128,19 @@ class Loader {
 
  private:
   void err(Mark m, std::string msg) { diags_.error(file_, m, std::move(msg)); }
+  // A node's position; an empty value (`key:` and nothing else) is placed at its key.
+  Mark at(const YAML::Node& n) const {
+    if (n.IsDefined() && n.IsNull())
+      for (const auto& e : empty_values_)
+        if (e.value.is(n)) return e.key_mark;
+    return yaml::mark_of(n);
+  }
   void warn(Mark m, std::string msg) { diags_.warning(file_, m, std::move(msg)); }
 
   // Scalars -------------------------------------------------------------------------------------
   std::optional<std::string> text(const YAML::Node& n, std::string_view what) {
     if (!n.IsScalar()) {
-      err(yaml::mark_of(n), what.empty() ? expected_msg("text", n)
+      err(at(n), what.empty() ? expected_msg("text", n)
                                          : std::string(what) + ": " + expected_msg("text", n));
       return std::nullopt;
     }
@@ -142,7 +149,7 @@ class Loader {
   std::optional<std::int64_t> integer(const YAML::Node& n, std::string_view what) {
     long long v = 0;
     if (!n.IsScalar() || !YAML::convert<long long>::decode(n, v)) {
-      err(yaml::mark_of(n), std::string(what) + ": " + expected_msg("an integer", n) +
+      err(at(n), std::string(what) + ": " + expected_msg("an integer", n) +
                                 (n.IsScalar() ? " '" + n.Scalar() + "'" : ""));
       return std::nullopt;
     }
@@ -151,7 +158,7 @@ class Loader {
   std::optional<bool> boolean(const YAML::Node& n, std::string_view what) {
     bool v = false;
     if (!n.IsScalar() || !YAML::convert<bool>::decode(n, v)) {
-      err(yaml::mark_of(n), std::string(what) + ": " + expected_msg("true or false", n) +
+      err(at(n), std::string(what) + ": " + expected_msg("true or false", n) +
                                 (n.IsScalar() ? " '" + n.Scalar() + "'" : ""));
       return std::nullopt;
     }
@@ -161,7 +168,7 @@ class Loader {
     auto s = text(n, what);
     if (!s) return std::nullopt;
     auto a = parse_ipv4(*s);
-    if (!a) err(yaml::mark_of(n), std::string(what) + ": '" + *s + "' is not an IPv4 address");
+    if (!a) err(at(n), std::string(what) + ": '" + *s + "' is not an IPv4 address");
     return a;
   }
   std::vector<std::uint32_t> ipv4_list(const YAML::Node& n, std::string_view what) {
@@ -171,7 +178,7 @@ class Loader {
       return out;
     }
     if (!n.IsSequence()) {
-      err(yaml::mark_of(n), std::string(what) + ": " + expected_msg("a list of IPv4 addresses", n));
+      err(at(n), std::string(what) + ": " + expected_msg("a list of IPv4 addresses", n));
       return out;
     }
     for (const auto& e : n)
@@ -208,13 +215,20 @@ class Loader {
     Mark mark;
   };
   std::vector<PendingRef> refs_;
-  std::unordered_map<std::string, Mark> names_, macs_, ips_;
-  std::vector<Mark> after_marks_;  // parallel to inv_.devices
+  std::unordered_map<std::string, Mark> names_;
+  std::unordered_map<std::string, std::pair<std::string, Mark>> macs_, ips_;  // -> first device
+  // Positions of common device keys, parallel to inv_.devices.
+  struct DeviceMarks {
+    Mark model, ip;
+    std::vector<Mark> after;  // one per entry of Device::after
+  };
+  std::vector<DeviceMarks> device_marks_;
+  std::vector<yaml::EmptyValue> empty_values_;
 };
 
 std::optional<SecretRef> Loader::secret(const YAML::Node& n, const std::string& what) {
   SecretRef ref;
-  ref.mark = yaml::mark_of(n);
+  ref.mark = at(n);
   if (n.IsScalar()) {
     ref.source = SecretRef::Source::Literal;
     ref.literal = n.Scalar();
@@ -237,7 +251,7 @@ std::optional<SecretRef> Loader::secret(const YAML::Node& n, const std::string& 
     auto s = text(r.get("env"), what + ".env");
     if (!s) return std::nullopt;
     if (!valid_env_name(*s)) {
-      err(yaml::mark_of(r.get("env")), what + ": '" + *s + "' is not a valid environment variable name");
+      err(at(r.get("env")), what + ": '" + *s + "' is not a valid environment variable name");
       return std::nullopt;
     }
     ref.source = SecretRef::Source::Env;
@@ -246,7 +260,7 @@ std::optional<SecretRef> Loader::secret(const YAML::Node& n, const std::string& 
     auto s = text(r.get("file"), what + ".file");
     if (!s) return std::nullopt;
     if (s->empty()) {
-      err(yaml::mark_of(r.get("file")), what + ": empty file name");
+      err(at(r.get("file")), what + ": empty file name");
       return std::nullopt;
     }
     ref.source = SecretRef::Source::File;
@@ -255,7 +269,7 @@ std::optional<SecretRef> Loader::secret(const YAML::Node& n, const std::string& 
   } else {
     const auto& c = r.get("command");
     if (!c.IsSequence() || c.size() == 0) {
-      err(yaml::mark_of(c), what + ": command must be a non-empty list of arguments");
+      err(at(c), what + ": command must be a non-empty list of arguments");
       return std::nullopt;
     }
     ref.source = SecretRef::Source::Command;
@@ -271,7 +285,7 @@ std::optional<SecretRef> Loader::secret(const YAML::Node& n, const std::string& 
 json Loader::map_value(const YAML::Node& n, const std::vector<KeySpec>& fields, bool open,
                        const std::string& pointer, Device& dev, std::string_view what) {
   if (!n.IsMap()) {
-    err(yaml::mark_of(n), std::string(what) + ": " + expected_msg("a mapping", n));
+    err(at(n), std::string(what) + ": " + expected_msg("a mapping", n));
     return nullptr;
   }
   if (open) return yaml_to_json(n);
@@ -286,7 +300,7 @@ json Loader::map_value(const YAML::Node& n, const std::vector<KeySpec>& fields, 
       else if (!f.default_value.is_null()) out[f.name] = f.default_value;
       continue;
     }
-    dev.marks[p] = yaml::mark_of(r.get(f.name));
+    dev.marks[p] = at(r.get(f.name));
     json v = value(r.get(f.name), f, p, dev);
     if (!v.is_null()) out[f.name] = std::move(v);
   }
@@ -295,7 +309,7 @@ json Loader::map_value(const YAML::Node& n, const std::vector<KeySpec>& fields, 
 
 json Loader::value(const YAML::Node& n, const KeySpec& spec, const std::string& pointer,
                    Device& dev) {
-  const Mark m = yaml::mark_of(n);
+  const Mark m = at(n);
   const std::string what = "'" + spec.name + "'";
   switch (spec.kind) {
     case Kind::String: {
@@ -398,7 +412,7 @@ json Loader::value(const YAML::Node& n, const KeySpec& spec, const std::string& 
       std::size_t i = 0;
       for (const auto& e : n) {
         const std::string p = pointer + "/" + std::to_string(i++);
-        dev.marks[p] = yaml::mark_of(e);
+        dev.marks[p] = at(e);
         KeySpec named = item;
         named.name = spec.name + "[" + std::to_string(i - 1) + "]";
         arr.push_back(value(e, named, p, dev));
@@ -414,27 +428,27 @@ json Loader::value(const YAML::Node& n, const KeySpec& spec, const std::string& 
 void Loader::read_segments(const YAML::Node& n) {
   if (!n.IsDefined()) return;
   if (!n.IsSequence()) {
-    err(yaml::mark_of(n), "'segments': " + expected_msg("a list", n));
+    err(at(n), "'segments': " + expected_msg("a list", n));
     return;
   }
   std::unordered_map<std::string, Mark> names, interfaces;
   for (const auto& sn : n) {
     if (!sn.IsMap()) {
-      err(yaml::mark_of(sn), "segment: " + expected_msg("a mapping", sn));
+      err(at(sn), "segment: " + expected_msg("a mapping", sn));
       continue;
     }
     Segment seg;
-    seg.mark = yaml::mark_of(sn);
+    seg.mark = at(sn);
     yaml::MapReader r(sn, file_, diags_, kSegmentKeys, "segment");
     if (r.require("name")) {
       if (auto s = text(r.get("name"), "segment name")) {
         seg.name = *s;
         if (!valid_name(seg.name))
-          err(yaml::mark_of(r.get("name")), "segment name '" + seg.name +
+          err(at(r.get("name")), "segment name '" + seg.name +
                                                 "' must be 1-63 letters, digits, '.', '-' or '_'");
-        auto [it, fresh] = names.emplace(seg.name, yaml::mark_of(r.get("name")));
+        auto [it, fresh] = names.emplace(seg.name, at(r.get("name")));
         if (!fresh)
-          err(yaml::mark_of(r.get("name")), "duplicate segment name '" + seg.name +
+          err(at(r.get("name")), "duplicate segment name '" + seg.name +
                                                 "' (first at line " + std::to_string(it->second.line) + ")");
       }
     }
@@ -443,25 +457,25 @@ void Loader::read_segments(const YAML::Node& n) {
       if (auto s = text(r.get("interface"), "interface")) {
         seg.interface = *s;
         if (s->empty() || s->size() > 15 || s->find('/') != std::string::npos)
-          err(yaml::mark_of(r.get("interface")), "interface '" + *s + "' is not a valid interface name");
+          err(at(r.get("interface")), "interface '" + *s + "' is not a valid interface name");
       }
     }
     if (r.require("subnet")) {
       if (auto s = text(r.get("subnet"), "subnet")) {
         if (auto net = parse_cidr(*s)) seg.subnet = *net;
-        else err(yaml::mark_of(r.get("subnet")), "subnet '" + *s + "' is not an IPv4 network (e.g. 192.168.0.0/24)");
+        else err(at(r.get("subnet")), "subnet '" + *s + "' is not an IPv4 network (e.g. 192.168.0.0/24)");
       }
     }
     if (r.has("agent")) {
       if (auto s = text(r.get("agent"), "agent")) {
         seg.agent = *s;
-        refs_.push_back({"", "segment agent", "agent:" + *s, {}, yaml::mark_of(r.get("agent"))});
+        refs_.push_back({"", "segment agent", "agent:" + *s, {}, at(r.get("agent"))});
       }
     }
     if (r.has("dhcp")) {
       const auto& d = r.get("dhcp");
       if (!d.IsMap()) {
-        err(yaml::mark_of(d), "'dhcp': " + expected_msg("a mapping", d));
+        err(at(d), "'dhcp': " + expected_msg("a mapping", d));
       } else {
         yaml::MapReader dr(d, file_, diags_, kDhcpKeys, what + " dhcp");
         if (dr.has("mode")) {
@@ -473,7 +487,7 @@ void Loader::read_segments(const YAML::Node& n) {
               std::string msg = "dhcp mode '" + *s + "'; expected serve, observe or off";
               auto g = text::closest(*s, {"serve", "observe", "off"});
               if (!g.empty()) msg += " (did you mean '" + g + "'?)";
-              err(yaml::mark_of(dr.get("mode")), msg);
+              err(at(dr.get("mode")), msg);
             }
           }
         }
@@ -487,11 +501,11 @@ void Loader::read_segments(const YAML::Node& n) {
               b = parse_ipv4(text::trim(parts[1]));
             }
             if (!a || !b) {
-              err(yaml::mark_of(rn), "dhcp range '" + *s + "' is not FIRST-LAST (e.g. 192.168.0.100-192.168.0.199)");
+              err(at(rn), "dhcp range '" + *s + "' is not FIRST-LAST (e.g. 192.168.0.100-192.168.0.199)");
             } else if (*a > *b) {
-              err(yaml::mark_of(rn), "dhcp range '" + *s + "' ends before it starts");
+              err(at(rn), "dhcp range '" + *s + "' ends before it starts");
             } else if (seg.subnet.prefix > 0 && (!seg.subnet.contains(*a) || !seg.subnet.contains(*b))) {
-              err(yaml::mark_of(rn), "dhcp range '" + *s + "' is not inside subnet " + seg.subnet.to_string());
+              err(at(rn), "dhcp range '" + *s + "' is not inside subnet " + seg.subnet.to_string());
             } else {
               seg.dhcp.range_first = a;
               seg.dhcp.range_last = b;
@@ -501,7 +515,7 @@ void Loader::read_segments(const YAML::Node& n) {
         if (dr.has("router")) {
           seg.dhcp.router = ipv4(dr.get("router"), "dhcp router");
           if (seg.dhcp.router && seg.subnet.prefix > 0 && !seg.subnet.contains(*seg.dhcp.router))
-            err(yaml::mark_of(dr.get("router")), "router " + format_ipv4(*seg.dhcp.router) +
+            err(at(dr.get("router")), "router " + format_ipv4(*seg.dhcp.router) +
                                                      " is not inside subnet " + seg.subnet.to_string());
         }
         if (dr.has("dns")) seg.dhcp.dns = ipv4_list(dr.get("dns"), "dhcp dns");
@@ -512,7 +526,7 @@ void Loader::read_segments(const YAML::Node& n) {
           if (auto s = text(dr.get("lease-time"), "lease-time")) {
             auto ms = parse_duration_ms(*s);
             if (!ms || *ms < 60'000)
-              err(yaml::mark_of(dr.get("lease-time")), "lease-time '" + *s + "' must be a duration of at least 60s");
+              err(at(dr.get("lease-time")), "lease-time '" + *s + "' must be a duration of at least 60s");
             else seg.dhcp.lease_time_ms = *ms;
           }
         }
@@ -520,19 +534,19 @@ void Loader::read_segments(const YAML::Node& n) {
           if (auto s = text(dr.get("unknown-clients"), "unknown-clients")) {
             if (*s == "deny") seg.dhcp.deny_unknown = true;
             else if (*s != "allow")
-              err(yaml::mark_of(dr.get("unknown-clients")), "unknown-clients '" + *s + "'; expected allow or deny");
+              err(at(dr.get("unknown-clients")), "unknown-clients '" + *s + "'; expected allow or deny");
           }
         }
         if (seg.dhcp.mode == DhcpMode::Serve && seg.interface.empty())
-          err(yaml::mark_of(d), what + ": dhcp mode serve needs the segment's 'interface'");
+          err(at(d), what + ": dhcp mode serve needs the segment's 'interface'");
         if (seg.dhcp.mode != DhcpMode::Serve && dr.has("range"))
-          warn(yaml::mark_of(dr.get("range")), what + ": dhcp range is only used in mode serve");
+          warn(at(dr.get("range")), what + ": dhcp range is only used in mode serve");
       }
     }
     if (r.has("tftp")) {
       const auto& t = r.get("tftp");
       if (!t.IsMap()) {
-        err(yaml::mark_of(t), "'tftp': " + expected_msg("a mapping", t));
+        err(at(t), "'tftp': " + expected_msg("a mapping", t));
       } else {
         yaml::MapReader tr(t, file_, diags_, kTftpKeys, what + " tftp");
         seg.tftp.enabled = true;
@@ -549,7 +563,7 @@ void Loader::read_segments(const YAML::Node& n) {
         if (tr.has("servers")) seg.tftp.servers = ipv4_list(tr.get("servers"), "tftp servers");
         if (tr.has("port")) {
           if (auto p = integer(tr.get("port"), "tftp port")) {
-            if (*p < 1 || *p > 65535) err(yaml::mark_of(tr.get("port")), "tftp port " + std::to_string(*p) + " is outside 1..65535");
+            if (*p < 1 || *p > 65535) err(at(tr.get("port")), "tftp port " + std::to_string(*p) + " is outside 1..65535");
             else seg.tftp.port = static_cast<int>(*p);
           }
         }
@@ -562,33 +576,33 @@ void Loader::read_segments(const YAML::Node& n) {
 void Loader::read_agents(const YAML::Node& n) {
   if (!n.IsDefined()) return;
   if (!n.IsSequence()) {
-    err(yaml::mark_of(n), "'agents': " + expected_msg("a list", n));
+    err(at(n), "'agents': " + expected_msg("a list", n));
     return;
   }
   std::unordered_map<std::string, Mark> names;
   for (const auto& an : n) {
     if (!an.IsMap()) {
-      err(yaml::mark_of(an), "agent: " + expected_msg("a mapping", an));
+      err(at(an), "agent: " + expected_msg("a mapping", an));
       continue;
     }
     AgentDef a;
-    a.mark = yaml::mark_of(an);
+    a.mark = at(an);
     yaml::MapReader r(an, file_, diags_, kAgentKeys, "agent");
     if (r.require("name")) {
       if (auto s = text(r.get("name"), "agent name")) {
         a.name = *s;
         if (!valid_name(a.name) || a.name == "local")
-          err(yaml::mark_of(r.get("name")), "agent name '" + a.name + "' must be 1-63 letters, digits, '.', '-' or '_', and not 'local'");
-        auto [it, fresh] = names.emplace(a.name, yaml::mark_of(r.get("name")));
+          err(at(r.get("name")), "agent name '" + a.name + "' must be 1-63 letters, digits, '.', '-' or '_', and not 'local'");
+        auto [it, fresh] = names.emplace(a.name, at(r.get("name")));
         if (!fresh)
-          err(yaml::mark_of(r.get("name")), "duplicate agent name '" + a.name + "' (first at line " + std::to_string(it->second.line) + ")");
+          err(at(r.get("name")), "duplicate agent name '" + a.name + "' (first at line " + std::to_string(it->second.line) + ")");
       }
     }
     if (r.require("url")) {
       if (auto s = text(r.get("url"), "agent url")) {
         a.url = *s;
         if (!a.url.starts_with("https://") || a.url.size() <= 8)
-          err(yaml::mark_of(r.get("url")), "agent url '" + a.url + "' must be https://HOST[:PORT] (agents speak HTTPS with mutual TLS)");
+          err(at(r.get("url")), "agent url '" + a.url + "' must be https://HOST[:PORT] (agents speak HTTPS with mutual TLS)");
       }
     }
     if (r.has("description"))
@@ -599,7 +613,7 @@ void Loader::read_agents(const YAML::Node& n) {
 
 void Loader::read_device(const YAML::Node& n) {
   Device dev;
-  dev.mark = yaml::mark_of(n);
+  dev.mark = at(n);
   // The type decides which keys are valid, so read it before checking keys.
   const DeviceSchema* schema = nullptr;
   std::vector<std::string> known = kDeviceCommonKeys;
@@ -621,7 +635,7 @@ void Loader::read_device(const YAML::Node& n) {
   if (r.require("name")) {
     if (auto s = text(r.get("name"), "device name")) {
       dev.name = *s;
-      const Mark m = yaml::mark_of(r.get("name"));
+      const Mark m = at(r.get("name"));
       if (!valid_name(dev.name)) {
         err(m, "device name '" + dev.name + "' must be 1-63 letters, digits, '.', '-' or '_', starting with a letter or digit");
       } else {
@@ -640,7 +654,7 @@ void Loader::read_device(const YAML::Node& n) {
         auto g = text::closest(*s, schemas_.types());
         if (!g.empty()) msg += " (did you mean '" + g + "'?)";
         else msg += "; known types: " + text::join_list(schemas_.types(), ", ");
-        err(yaml::mark_of(r.get("type")), std::move(msg));
+        err(at(r.get("type")), std::move(msg));
       }
     }
   }
@@ -653,11 +667,11 @@ void Loader::read_device(const YAML::Node& n) {
     if (auto s = text(mn, "mac")) {
       if (auto mac = normalize_mac(*s)) {
         dev.mac = *mac;
-        auto [it, fresh] = macs_.emplace(dev.mac, yaml::mark_of(mn));
+        auto [it, fresh] = macs_.emplace(dev.mac, at(mn));
         if (!fresh)
-          err(yaml::mark_of(mn), what + ": MAC " + dev.mac + " is already used at line " + std::to_string(it->second.line));
+          err(at(mn), what + ": MAC " + dev.mac + " is already used at line " + std::to_string(it->second.line));
       } else {
-        err(yaml::mark_of(mn), what + ": '" + *s + "' is not a MAC address (expected six hex pairs, e.g. 00:1b:54:aa:bb:cc)");
+        err(at(mn), what + ": '" + *s + "' is not a MAC address (expected six hex pairs, e.g. 00:1b:54:aa:bb:cc)");
       }
     }
   }
@@ -665,26 +679,26 @@ void Loader::read_device(const YAML::Node& n) {
     const auto& in = r.get("ip");
     if (auto a = ipv4(in, what + " ip")) {
       dev.ip = format_ipv4(*a);
-      auto [it, fresh] = ips_.emplace(dev.ip, yaml::mark_of(in));
+      auto [it, fresh] = ips_.emplace(dev.ip, at(in));
       if (!fresh)
-        err(yaml::mark_of(in), what + ": IP " + dev.ip + " is already used at line " + std::to_string(it->second.line));
+        err(at(in), what + ": IP " + dev.ip + " is already used at line " + std::to_string(it->second.line));
     }
   }
   if (r.has("segment")) {
     if (auto s = text(r.get("segment"), "segment")) {
       dev.segment = *s;
-      refs_.push_back({dev.name, "segment", "segment:" + *s, {}, yaml::mark_of(r.get("segment"))});
+      refs_.push_back({dev.name, "segment", "segment:" + *s, {}, at(r.get("segment"))});
     }
   }
   if (r.has("agent")) {
     if (auto s = text(r.get("agent"), "agent")) {
       dev.agent = *s;
-      refs_.push_back({dev.name, "agent", "agent:" + *s, {}, yaml::mark_of(r.get("agent"))});
+      refs_.push_back({dev.name, "agent", "agent:" + *s, {}, at(r.get("agent"))});
     }
   }
   if (r.has("firmware")) {
     const auto& f = r.get("firmware");
-    dev.firmware.mark = yaml::mark_of(f);
+    dev.firmware.mark = at(f);
     if (f.IsScalar()) {
       dev.firmware.target = f.Scalar();
     } else if (f.IsMap()) {
@@ -692,7 +706,7 @@ void Loader::read_device(const YAML::Node& n) {
       if (fr.require("target"))
         if (auto s = text(fr.get("target"), "firmware target")) {
           dev.firmware.target = *s;
-          dev.firmware.mark = yaml::mark_of(fr.get("target"));
+          dev.firmware.mark = at(fr.get("target"));
         }
       if (fr.has("allow-downgrade"))
         if (auto b = boolean(fr.get("allow-downgrade"), "allow-downgrade")) dev.firmware.allow_downgrade = *b;
@@ -703,7 +717,7 @@ void Loader::read_device(const YAML::Node& n) {
   Mark after_mark = dev.mark;
   if (r.has("after")) {
     const auto& a = r.get("after");
-    after_mark = yaml::mark_of(a);
+    after_mark = at(a);
     if (a.IsScalar()) {
       dev.after.push_back(a.Scalar());
       refs_.push_back({dev.name, "after", a.Scalar(), {}, after_mark});
@@ -711,7 +725,7 @@ void Loader::read_device(const YAML::Node& n) {
       for (const auto& e : a)
         if (auto s = text(e, "after")) {
           dev.after.push_back(*s);
-          refs_.push_back({dev.name, "after", *s, {}, yaml::mark_of(e)});
+          refs_.push_back({dev.name, "after", *s, {}, at(e)});
         }
     } else {
       err(after_mark, what + ": 'after': " + expected_msg("a device name or a list of them", a));
@@ -725,7 +739,7 @@ void Loader::read_device(const YAML::Node& n) {
         else if (!k.default_value.is_null()) dev.params[k.name] = k.default_value;
         continue;
       }
-      dev.marks[p] = yaml::mark_of(r.get(k.name));
+      dev.marks[p] = at(r.get(k.name));
       json v = value(r.get(k.name), k, p, dev);
       if (!v.is_null()) dev.params[k.name] = std::move(v);
     }
@@ -738,7 +752,7 @@ void Loader::read_device(const YAML::Node& n) {
                           "'; known models: " + text::join_list(schema->models, ", ");
         auto g = text::closest(dev.model, schema->models);
         if (!g.empty()) msg += " (did you mean '" + g + "'?)";
-        err(yaml::mark_of(r.get("model")), std::move(msg));
+        err(at(r.get("model")), std::move(msg));
       }
     }
   }
@@ -748,13 +762,13 @@ void Loader::read_device(const YAML::Node& n) {
 
 void Loader::read_devices(const YAML::Node& n) {
   if (!n.IsSequence()) {
-    err(yaml::mark_of(n), "'devices': " + expected_msg("a list", n));
+    err(at(n), "'devices': " + expected_msg("a list", n));
     return;
   }
   inv_.devices.reserve(n.size());
   for (const auto& dn : n) {
     if (!dn.IsMap()) {
-      err(yaml::mark_of(dn), "device: " + expected_msg("a mapping", dn));
+      err(at(dn), "device: " + expected_msg("a mapping", dn));
       continue;
     }
     read_device(dn);
@@ -921,7 +935,7 @@ std::optional<Inventory> Loader::run(const YAML::Node& root) {
   inv_.file = file_;
   inv_.base_dir = base_;
   if (!root.IsMap()) {
-    err(yaml::mark_of(root), "an inventory is a mapping with version, site and devices; found " +
+    err(at(root), "an inventory is a mapping with version, site and devices; found " +
                                  std::string(yaml::describe(root)));
     return std::nullopt;
   }
@@ -929,7 +943,7 @@ std::optional<Inventory> Loader::run(const YAML::Node& root) {
   if (r.require("version")) {
     if (auto v = integer(r.get("version"), "version")) {
       if (*v != 1)
-        err(yaml::mark_of(r.get("version")), "inventory version " + std::to_string(*v) +
+        err(at(r.get("version")), "inventory version " + std::to_string(*v) +
                                                  " is not supported; this labctl reads version 1");
       inv_.version = static_cast<int>(*v);
     }

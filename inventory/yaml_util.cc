@@ -51,31 +51,186 @@ std::optional<Mark> excessive_nesting(std::string_view text, int max_depth) {
   return std::nullopt;
 }
 
+namespace {
+
+Mark mark_at(std::string_view text, std::size_t offset) {
+  Mark m{1, 1};
+  for (std::size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++m.line;
+      m.column = 1;
+    } else {
+      ++m.column;
+    }
+  }
+  return m;
+}
+
+// The offset of the innermost flow collection ('[' or '{') still open at `end`, for a parser
+// error that only says the end of a flow collection was not found.
+std::optional<std::size_t> unclosed_flow(std::string_view text, std::size_t end) {
+  std::vector<std::size_t> open;
+  bool node_start = true;  // a node may start here: line start, after "- ", ": ", '[', '{', ','
+  char quote = 0;
+  auto blank_at = [&](std::size_t i) {
+    return i >= text.size() || text[i] == ' ' || text[i] == '\t' || text[i] == '\n' ||
+           text[i] == '\r';
+  };
+  for (std::size_t i = 0; i < end && i < text.size(); ++i) {
+    const char c = text[i];
+    if (quote) {
+      if (quote == '"' && c == '\\') {
+        ++i;
+      } else if (c == quote) {
+        if (quote == '\'' && i + 1 < text.size() && text[i + 1] == '\'') ++i;
+        else quote = 0, node_start = false;
+      }
+      continue;
+    }
+    if (c == '\n') {
+      node_start = true;
+    } else if (c == ' ' || c == '\t' || c == '\r') {
+      // keeps node_start
+    } else if (c == '#' && (i == 0 || blank_at(i - 1))) {
+      while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
+    } else if (node_start && (c == '"' || c == '\'')) {
+      quote = c;
+    } else if ((c == '[' || c == '{') && (node_start || !open.empty())) {
+      open.push_back(i);
+      node_start = true;
+    } else if ((c == ']' || c == '}') && !open.empty()) {
+      open.pop_back();
+      node_start = false;
+    } else if (c == ',' && !open.empty()) {
+      node_start = true;
+    } else if ((c == '-' && node_start && blank_at(i + 1)) ||
+               (c == ':' && (blank_at(i + 1) || !open.empty()))) {
+      node_start = true;
+    } else {
+      node_start = false;
+    }
+  }
+  if (open.empty()) return std::nullopt;
+  return open.back();
+}
+
+// Whether the quoted scalar opening at `offset` is closed before the end of the text.
+bool quote_closed(std::string_view text, std::size_t offset) {
+  const char q = text[offset];
+  for (std::size_t i = offset + 1; i < text.size(); ++i) {
+    if (q == '"' && text[i] == '\\') {
+      ++i;
+    } else if (text[i] == q) {
+      if (q == '\'' && i + 1 < text.size() && text[i + 1] == '\'') ++i;
+      else return true;
+    }
+  }
+  return false;
+}
+
+// Visits every map entry of a document once (aliased collections are not walked twice), without
+// recursion. `visit(key, value)` for map entries, `visit(Node(), item)` for sequence items.
+template <typename Visit>
+void walk(const YAML::Node& root, Visit&& visit) {
+  std::vector<YAML::Node> stack{root};
+  std::vector<int> seen;  // offsets of collections walked already
+  while (!stack.empty()) {
+    YAML::Node n = stack.back();
+    stack.pop_back();
+    if (!n.IsMap() && !n.IsSequence()) continue;
+    const int pos = n.Mark().pos;
+    if (std::find(seen.begin(), seen.end(), pos) != seen.end()) continue;
+    seen.push_back(pos);
+    if (n.IsMap()) {
+      for (auto it = n.begin(); it != n.end(); ++it) {
+        visit(it->first, it->second);
+        stack.push_back(it->first);
+        stack.push_back(it->second);
+      }
+    } else {
+      for (const auto& item : n) {
+        visit(YAML::Node(), item);
+        stack.push_back(item);
+      }
+    }
+  }
+}
+
+}  // namespace
+
 std::optional<YAML::Node> parse(const std::string& text, const std::string& file,
                                 Diagnostics& diags) {
   if (auto m = excessive_nesting(text)) {
     diags.error(file, *m, "nesting deeper than 64 levels");
     return std::nullopt;
   }
+  YAML::Node root;
   try {
-    return YAML::Load(text);
+    root = YAML::Load(text);
   } catch (const YAML::ParserException& e) {
     Mark m{e.mark.line >= 0 ? e.mark.line + 1 : 0, e.mark.column >= 0 ? e.mark.column + 1 : 0};
+    if ((e.msg == YAML::ErrorMsg::END_OF_SEQ_FLOW || e.msg == YAML::ErrorMsg::END_OF_MAP_FLOW) &&
+        e.mark.pos >= 0) {
+      if (auto at = unclosed_flow(text, static_cast<std::size_t>(e.mark.pos))) {
+        const char open = text[*at];
+        diags.error(file, mark_at(text, *at),
+                    std::string("YAML syntax: this '") + open + "' is never closed by a matching '" +
+                        (open == '[' ? ']' : '}') + "'");
+        return std::nullopt;
+      }
+    }
     diags.error(file, m, "YAML syntax: " + e.msg);
+    return std::nullopt;
   } catch (const YAML::Exception& e) {
     diags.error(file, {}, std::string("YAML: ") + e.what());
+    return std::nullopt;
   }
-  return std::nullopt;
+  // An unterminated quoted scalar runs to the end of the input, so it is the last scalar.
+  YAML::Node last;
+  int last_pos = -1;
+  auto consider = [&](const YAML::Node& n) {
+    if (n.IsDefined() && n.IsScalar() && n.Mark().pos > last_pos) {
+      last_pos = n.Mark().pos;
+      last = n;
+    }
+  };
+  consider(root);
+  walk(root, [&](const YAML::Node& k, const YAML::Node& v) {
+    consider(k);
+    consider(v);
+  });
+  if (last_pos >= 0 && static_cast<std::size_t>(last_pos) < text.size()) {
+    const auto at = static_cast<std::size_t>(last_pos);
+    if ((text[at] == '"' || text[at] == '\'') && !quote_closed(text, at)) {
+      diags.error(file, mark_of(last),
+                  std::string("YAML syntax: this quoted text is never closed by a matching ") +
+                      text[at]);
+      return std::nullopt;
+    }
+  }
+  return root;
+}
+
+std::vector<EmptyValue> empty_values(const YAML::Node& root) {
+  std::vector<EmptyValue> out;
+  walk(root, [&](const YAML::Node& k, const YAML::Node& v) {
+    if (k.IsDefined() && v.IsNull() && v.Mark().line != k.Mark().line)
+      out.push_back({v, mark_of(k)});
+  });
+  return out;
 }
 
 namespace {
 
 // Adds the entries of a `<<` merge source (a mapping, or a list of mappings where earlier ones
 // win) to `out`, skipping keys already present: explicit keys override merged ones (YAML 1.1).
-void add_merged(const YAML::Node& src, std::vector<KeyEntry>& out, int depth) {
+// `seen` holds the mappings merged already, so aliases cannot make the work grow exponentially.
+void add_merged(const YAML::Node& src, std::vector<KeyEntry>& out, int depth, std::vector<int>& seen) {
   if (depth > 16) return;
   auto add_map = [&](const YAML::Node& m) {
     if (!m.IsMap()) return;
+    if (std::find(seen.begin(), seen.end(), m.Mark().pos) != seen.end()) return;
+    seen.push_back(m.Mark().pos);
     std::vector<KeyEntry> own;
     YAML::Node nested;
     for (auto it = m.begin(); it != m.end(); ++it) {
@@ -86,7 +241,7 @@ void add_merged(const YAML::Node& src, std::vector<KeyEntry>& out, int depth) {
       }
       own.push_back({it->first.Scalar(), it->second, mark_of(it->first)});
     }
-    if (nested) add_merged(nested, own, depth + 1);
+    if (nested) add_merged(nested, own, depth + 1, seen);
     for (auto& e : own) {
       bool dup = std::any_of(out.begin(), out.end(), [&](const KeyEntry& o) { return o.name == e.name; });
       if (!dup) out.push_back(std::move(e));
@@ -118,9 +273,18 @@ std::vector<KeyEntry> map_entries(const YAML::Node& map, const std::string& file
     }
     const std::string name = k.Scalar();
     if (name == "<<") {
+      if (merge && diags)
+        diags->error(file, km, "duplicate key '<<' in " + std::string(what) + " (first at line " +
+                                   std::to_string(merge_mark.line) + ")");
+      if (merge) continue;
       if (!it->second.IsMap() && !it->second.IsSequence() && diags)
         diags->error(file, km, "'<<' merges a mapping or a list of mappings, found " +
                                    std::string(describe(it->second)));
+      if (it->second.IsSequence() && diags)
+        for (const auto& src : it->second)
+          if (!src.IsMap())
+            diags->error(file, mark_of(src), "'<<' merges a mapping or a list of mappings; this entry is " +
+                                                 std::string(describe(src)));
       merge = it->second;
       merge_mark = km;
       continue;
@@ -135,7 +299,10 @@ std::vector<KeyEntry> map_entries(const YAML::Node& map, const std::string& file
     }
     out.push_back({name, it->second, km});
   }
-  if (merge) add_merged(merge, out, 0);
+  if (merge) {
+    std::vector<int> seen;
+    add_merged(merge, out, 0, seen);
+  }
   return out;
 }
 

@@ -22,8 +22,19 @@ std::string_view describe(const YAML::Node& node);
 // `max_depth`), before it is handed to yaml-cpp. Returns the position of the offending bracket.
 std::optional<Mark> excessive_nesting(std::string_view text, int max_depth = 64);
 
-// Parses text into a document; a syntax error goes to diags with its position.
+// Parses text into a document; a syntax error goes to diags with its position. An unclosed flow
+// collection is reported at its opening bracket, and a quoted scalar that is never closed (which
+// yaml-cpp 0.7 accepts, swallowing the rest of the file) is refused.
 std::optional<YAML::Node> parse(const std::string& text, const std::string& file, Diagnostics& diags);
+
+// yaml-cpp places an empty value (`key:` with nothing after it) at the next token, which is often
+// on a later line. These are the document's empty values with the position of their key instead,
+// so that errors about them point at the right line.
+struct EmptyValue {
+  YAML::Node value;
+  Mark key_mark;
+};
+std::vector<EmptyValue> empty_values(const YAML::Node& root);
 
 struct KeyEntry {
   std::string name;

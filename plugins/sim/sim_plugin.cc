@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "common/text.h"
 #include "plugins/sim/sim_state.h"
 
 namespace labctl::sim {
@@ -159,19 +160,25 @@ sdk::Step step(std::string key, std::string action, std::string title, std::stri
   return s;
 }
 
-// Orders VM names so that every VM comes after the VMs it lists in `after` (inventory order
-// otherwise). Cycles cannot reach here: they are refused by check_device.
-std::vector<const json*> vm_order(const json& vms) {
+// Orders VMs so that every VM comes after the VMs it lists in `after` (inventory order
+// otherwise); names that are not VMs of the host do not hold a VM back. VMs in a cycle are
+// appended last in inventory order and, when `stuck` is given, listed there (check_device refuses
+// such inventories, so planning never sees them).
+std::vector<const json*> vm_order(const json& vms, std::vector<const json*>* stuck = nullptr) {
   std::vector<const json*> out;
-  std::set<std::string> placed;
+  std::set<std::string> placed, names;
   std::vector<const json*> pending;
-  for (const auto& v : vms) pending.push_back(&v);
+  for (const auto& v : vms) {
+    pending.push_back(&v);
+    names.insert(v.value("name", ""));
+  }
   while (!pending.empty()) {
     bool progress = false;
     for (auto it = pending.begin(); it != pending.end();) {
       bool ready = true;
       for (const auto& a : (*it)->value("after", json::array()))
-        if (a.is_string() && !placed.count(a.get<std::string>())) ready = false;
+        if (a.is_string() && names.count(a.get<std::string>()) && !placed.count(a.get<std::string>()))
+          ready = false;
       if (ready) {
         placed.insert((*it)->value("name", ""));
         out.push_back(*it);
@@ -181,7 +188,8 @@ std::vector<const json*> vm_order(const json& vms) {
         ++it;
       }
     }
-    if (!progress) {  // unknown names in `after`: keep inventory order for the rest
+    if (!progress) {
+      if (stuck) *stuck = pending;
       out.insert(out.end(), pending.begin(), pending.end());
       break;
     }
@@ -201,6 +209,37 @@ std::string_view SimPlugin::cli_noun() const {
     case Kind::Drive: return "drive";
   }
   return "sim";
+}
+
+void SimPlugin::check_device(const sdk::Device& d, const sdk::Inventory&,
+                             inventory::DeviceReport& report) const {
+  if (kind_ != Kind::Hypervisor) return;
+  const json vms = d.params.value("vms", json::array());
+  std::map<std::string, std::size_t> index;
+  for (std::size_t i = 0; i < vms.size(); ++i) {
+    const std::string name = vms[i].value("name", "");
+    if (!index.emplace(name, i).second)
+      report.error("/vms/" + std::to_string(i) + "/name", "VM '" + name + "' is listed twice");
+  }
+  for (std::size_t i = 0; i < vms.size(); ++i) {
+    const json after = vms[i].value("after", json::array());
+    for (std::size_t j = 0; j < after.size(); ++j) {
+      const std::string a = after[j].is_string() ? after[j].get<std::string>() : "";
+      if (!index.count(a))
+        report.error("/vms/" + std::to_string(i) + "/after/" + std::to_string(j),
+                     "VM '" + vms[i].value("name", "") + "' starts after '" + a + "', which is not a VM of this host");
+    }
+  }
+  // VMs that can never be placed in start order wait for each other (unknown names are
+  // reported above and do not hold a VM back).
+  std::vector<const json*> stuck;
+  vm_order(vms, &stuck);
+  if (!stuck.empty()) {
+    std::vector<std::string> names;
+    for (const json* v : stuck) names.push_back(v->value("name", ""));
+    report.error("/vms/" + std::to_string(index[names.front()]) + "/after",
+                 "VMs wait for each other in a cycle: " + text::join_list(names, ", "));
+  }
 }
 
 Result<std::vector<sdk::Step>> SimPlugin::hop_steps(const sdk::Device& d,

@@ -21,6 +21,8 @@ class SimPlugin : public sdk::Plugin {
 
   const inventory::DeviceSchema& schema() const override { return schema_; }
   std::string_view cli_noun() const override;
+  void check_device(const sdk::Device& device, const sdk::Inventory& inv,
+                    inventory::DeviceReport& report) const override;
 
   Result<std::vector<sdk::Step>> hop_steps(const sdk::Device& device,
                                            const sdk::HopInfo& hop) const override;
