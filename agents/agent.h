@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -20,13 +21,21 @@ namespace labctl::agents {
 // Step progress, as the plugin reports it.
 using ProgressFn = std::function<void(std::uint64_t done, std::uint64_t total, std::string_view note)>;
 
+// How the engine bounds one step: the plugin sees cancelled() once `cancel` is set or the
+// deadline has passed, and its waits end early.
+struct StepControl {
+  const std::atomic<bool>* cancel = nullptr;
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  ProgressFn progress;
+};
+
 class Agent {
  public:
   virtual ~Agent() = default;
   virtual std::string name() const = 0;
   virtual Result<sdk::Observation> probe(const sdk::Device& device) = 0;
   virtual Result<bool> step_done(const sdk::Device& device, const sdk::Step& step) = 0;
-  virtual Status run_step(const sdk::Device& device, const sdk::Step& step, const ProgressFn& progress) = 0;
+  virtual Status run_step(const sdk::Device& device, const sdk::Step& step, const StepControl& control) = 0;
   virtual Result<sdk::VerbResult> run_verb(const sdk::Device& device, const std::string& verb,
                                            const sdk::json& args) = 0;
 };
@@ -44,7 +53,7 @@ class LocalAgent : public Agent {
   std::string name() const override { return "local"; }
   Result<sdk::Observation> probe(const sdk::Device& device) override;
   Result<bool> step_done(const sdk::Device& device, const sdk::Step& step) override;
-  Status run_step(const sdk::Device& device, const sdk::Step& step, const ProgressFn& progress) override;
+  Status run_step(const sdk::Device& device, const sdk::Step& step, const StepControl& control) override;
   Result<sdk::VerbResult> run_verb(const sdk::Device& device, const std::string& verb,
                                    const sdk::json& args) override;
 

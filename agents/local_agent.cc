@@ -10,8 +10,8 @@ namespace {
 class LocalContext : public sdk::DeviceContext {
  public:
   LocalContext(const LocalAgentOptions& opt, const sdk::Device& device, const std::string& type,
-               const ProgressFn* progress)
-      : opt_(opt), device_(device), type_(type), progress_(progress) {}
+               const StepControl* control)
+      : opt_(opt), device_(device), type_(type), control_(control) {}
 
   Result<std::string> secret(const sdk::Device& device, const std::string& pointer) override {
     nlohmann::json::json_pointer ptr;
@@ -33,9 +33,14 @@ class LocalContext : public sdk::DeviceContext {
   }
   const inventory::Catalog* catalog() const override { return opt_.catalog; }
   void progress(std::uint64_t done, std::uint64_t total, std::string_view note) override {
-    if (progress_ && *progress_) (*progress_)(done, total, note);
+    if (control_ && control_->progress) control_->progress(done, total, note);
   }
-  bool cancelled() const override { return opt_.cancel && opt_.cancel->load(); }
+  bool cancelled() const override {
+    if (opt_.cancel && opt_.cancel->load()) return true;
+    if (!control_) return false;
+    if (control_->cancel && control_->cancel->load()) return true;
+    return std::chrono::steady_clock::now() >= control_->deadline;
+  }
   void log(std::string_view message) override {
     std::clog << "labctl: " << device_.name << ": " << message << "\n";
   }
@@ -44,7 +49,7 @@ class LocalContext : public sdk::DeviceContext {
   const LocalAgentOptions& opt_;
   const sdk::Device& device_;
   const std::string& type_;
-  const ProgressFn* progress_;
+  const StepControl* control_;
 };
 
 }  // namespace
@@ -72,10 +77,10 @@ Result<bool> LocalAgent::step_done(const sdk::Device& device, const sdk::Step& s
   return (*p)->step_done(ctx, device, step);
 }
 
-Status LocalAgent::run_step(const sdk::Device& device, const sdk::Step& step, const ProgressFn& progress) {
+Status LocalAgent::run_step(const sdk::Device& device, const sdk::Step& step, const StepControl& control) {
   auto p = plugin_for(device);
   if (!p) return std::unexpected(p.error());
-  LocalContext ctx(options_, device, device.type, &progress);
+  LocalContext ctx(options_, device, device.type, &control);
   return (*p)->run_step(ctx, device, step);
 }
 

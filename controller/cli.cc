@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <ctime>
 #include <iomanip>
 #include <iostream>
@@ -13,6 +14,9 @@
 #include <CLI/CLI.hpp>
 
 #include "common/text.h"
+#include "controller/apply.h"
+#include "controller/audit.h"
+#include "controller/schedule.h"
 #include "controller/context.h"
 #include "controller/plan_output.h"
 #include "controller/planner.h"
@@ -33,6 +37,19 @@ bool stdout_is_terminal() { return ::isatty(STDOUT_FILENO) == 1 && std::getenv("
 int unavailable(const std::string& command, const std::string& what) {
   std::cerr << "labctl " << command << ": not available in this build yet: " << what << ".\n";
   return kExitUnavailable;
+}
+
+std::optional<std::chrono::milliseconds> parse_duration(const std::string& s) {
+  std::size_t i = 0;
+  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
+  if (i == 0 || i > 9) return std::nullopt;
+  long long n = std::stoll(s.substr(0, i));
+  const std::string unit = s.substr(i);
+  if (unit == "ms") return std::chrono::milliseconds(n);
+  if (unit == "s" || unit.empty()) return std::chrono::milliseconds(n * 1000);
+  if (unit == "m") return std::chrono::milliseconds(n * 60'000);
+  if (unit == "h") return std::chrono::milliseconds(n * 3'600'000);
+  return std::nullopt;
 }
 
 std::string format_time(std::int64_t unix_ms) {
@@ -140,6 +157,127 @@ int cmd_plan(Context& ctx, const PlanArgs& a) {
   else print_plan(std::cout, plan, {.color = stdout_is_terminal()});
   bool trouble = plan.count(DevicePlan::Status::Unreachable) + plan.count(DevicePlan::Status::Blocked) > 0;
   return trouble ? kExitReport : kExitOk;
+}
+
+// audit -----------------------------------------------------------------------------------------
+struct AuditArgs {
+  std::string inventory, format, output;
+  int parallel = 32;
+};
+
+Status write_atomically(const std::string& path, const std::string& data) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << data;
+    out.flush();
+    if (!out) return fail(Errc::PreconditionFailed, "cannot write " + tmp);
+  }
+  std::error_code ec;
+  std::filesystem::permissions(tmp, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
+                                        std::filesystem::perms::group_read | std::filesystem::perms::others_read, ec);
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    return fail(Errc::PreconditionFailed, "cannot write " + path + ": " + ec.message());
+  }
+  return {};
+}
+
+int cmd_audit(Context& ctx, const AuditArgs& a) {
+  auto inv = ctx.load_inventory(a.inventory, std::cerr);
+  if (!inv) return kExitError;
+  AuditReport report = run_audit(*inv, ctx.registry(), ctx.agents(*inv), a.parallel);
+  std::string format = a.format;
+  if (format.empty()) format = (a.output.empty() && stdout_is_terminal()) ? "table" : "json";
+  std::string text;
+  if (format == "json") text = report.to_json().dump(2) + "\n";
+  else if (format == "prometheus") text = report.to_prometheus();
+  else {
+    std::ostringstream ss;
+    report.print_table(ss, a.output.empty() && stdout_is_terminal());
+    text = ss.str();
+  }
+  if (auto store = ctx.store()) {
+    AuditRecord rec;
+    rec.inventory = std::filesystem::absolute(a.inventory).lexically_normal().string();
+    rec.started_at = report.started_at;
+    rec.finished_at = report.finished_at;
+    rec.exit_code = report.exit_code();
+    rec.report = report.to_json();
+    if (auto r = (*store)->record_audit(rec); !r)
+      std::cerr << "labctl audit: not recorded: " << r.error().message() << "\n";
+  } else {
+    std::cerr << "labctl audit: not recorded: " << store.error().message() << "\n";
+  }
+  if (a.output.empty()) {
+    std::cout << text;
+  } else {
+    if (auto r = write_atomically(a.output, text); !r) {
+      std::cerr << "labctl audit: " << r.error().message() << "\n";
+      return kExitError;
+    }
+    if (!ctx.options().quiet)
+      std::cout << "audit: " << (report.compliant() ? "compliant" : "not compliant") << "; " << format
+                << " report written to " << a.output << "\n";
+  }
+  return report.exit_code();
+}
+
+struct ScheduleArgs {
+  std::string inventory, cron, on_calendar = "*-*-* 03:17:00",
+      textfile = "/var/lib/prometheus/node-exporter/labctl.prom", unit_name = "labctl-audit",
+      unit_dir = "/etc/systemd/system";
+  bool systemd = false, install = false;
+};
+
+int cmd_schedule(Context& ctx, const ScheduleArgs& a) {
+  if (a.cron.empty() && !a.systemd) {
+    std::cerr << "labctl audit schedule: give --cron EXPR or --systemd\n";
+    return kExitError;
+  }
+  inventory::Diagnostics diags;
+  std::ostringstream sink;
+  if (!ctx.load_inventory(a.inventory, std::cerr)) return kExitError;
+  ScheduleOptions o;
+  std::error_code ec;
+  o.labctl = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+  o.inventory = std::filesystem::absolute(a.inventory).lexically_normal().string();
+  o.state_dir = std::filesystem::absolute(ctx.state_dir()).lexically_normal().string();
+  o.textfile = a.textfile;
+  o.cron = a.cron;
+  o.on_calendar = a.on_calendar;
+  o.unit_name = a.unit_name;
+  if (!a.systemd) {
+    auto line = cron_line(o);
+    if (!line) {
+      std::cerr << "labctl audit schedule: --cron: " << line.error().message() << "\n";
+      return kExitError;
+    }
+    if (!a.install) {
+      std::cout << *line << "\n";
+      return kExitOk;
+    }
+    auto r = install_cron(*line, o.inventory);
+    if (!r) {
+      std::cerr << "labctl audit schedule: " << r.error().message() << "\n";
+      return kExitError;
+    }
+    std::cout << *r << ":\n" << *line << "\n";
+    return kExitOk;
+  }
+  auto units = systemd_units(o);
+  if (!a.install) {
+    std::cout << "# " << a.unit_name << ".service\n" << units.service << "\n# " << a.unit_name << ".timer\n" << units.timer;
+    return kExitOk;
+  }
+  auto r = install_systemd(units, a.unit_name, a.unit_dir);
+  if (!r) {
+    std::cerr << "labctl audit schedule: " << r.error().message() << "\n";
+    return kExitError;
+  }
+  std::cout << *r << "\nenable it with: systemctl daemon-reload && systemctl enable --now " << a.unit_name << ".timer\n";
+  return kExitOk;
 }
 
 // history ---------------------------------------------------------------------------------------
@@ -428,39 +566,49 @@ int run_cli(int argc, char** argv) {
   plan->callback([&] { outcome.code = cmd_plan(context(), pa); });
 
   // apply
-  struct {
-    std::string inventory;
-    bool yes = false, dry_run = false;
-    int parallel = 8;
-    std::vector<std::string> only;
-  } aa;
+  ApplyArgs aa;
+  std::string retry_delay = "2s", step_timeout = "30m";
   auto* apply = app.add_subcommand("apply", "carry the plan out, journaling every step; resumes an interrupted run");
   apply->add_option("inventory", aa.inventory, "inventory YAML file")->required();
   apply->add_flag("-y,--yes", aa.yes, "do not ask for confirmation");
   apply->add_flag("--dry-run", aa.dry_run, "show what would run; execute nothing");
-  apply->add_option("--parallel", aa.parallel, "devices worked on at once")->check(CLI::Range(1, 1024));
+  apply->add_option("--parallel", aa.exec.parallel, "devices worked on at once")->check(CLI::Range(1, 1024))->capture_default_str();
   apply->add_option("--only", aa.only, "work on this device only (repeatable)");
-  apply->callback([&] { outcome.code = unavailable("apply", "the execution engine (journal, resume) is still being built; 'labctl plan' shows what apply will do"); });
+  apply->add_option("--attempts", aa.exec.attempts, "tries per step when a device is unreachable or times out")->check(CLI::Range(1, 100))->capture_default_str();
+  apply->add_option("--retry-delay", retry_delay, "first wait before a retry; doubles each time")->capture_default_str();
+  apply->add_option("--step-timeout", step_timeout, "limit for a step that sets none")->capture_default_str();
+  apply->callback([&] {
+    auto rd = parse_duration(retry_delay), st = parse_duration(step_timeout);
+    if (!rd || !st) throw CLI::ValidationError("--retry-delay/--step-timeout", "expected a duration such as 500ms, 2s, 5m");
+    aa.exec.retry_delay = *rd;
+    aa.exec.step_timeout = *st;
+    outcome.code = cmd_apply(context(), aa);
+  });
 
   // audit
-  struct {
-    std::string inventory, format = "table", output, cron;
-    bool systemd = false, install = false;
-  } au;
-  auto* audit = app.add_subcommand("audit", "probe every device and report firmware drift, unreachable devices and security findings (exit 0 compliant, 2 findings, 1 could not complete)");
+  AuditArgs au;
+  auto* audit = app.add_subcommand("audit", "probe every device and report firmware drift, unreachable devices and security findings (exit 0 compliant, 2 drift or findings, 1 could not complete)");
   audit->add_option("inventory", au.inventory, "inventory YAML file");
-  audit->add_option("--format", au.format, "table, json or prometheus")->check(CLI::IsMember({"table", "json", "prometheus"}));
-  audit->add_option("--output", au.output, "write the report to FILE (atomically)");
-  auto* schedule = audit->add_subcommand("schedule", "print (or --install) the crontab line or systemd units that run the audit");
-  schedule->add_option("inventory", au.inventory, "inventory YAML file")->required();
-  schedule->add_option("--cron", au.cron, "cron expression, e.g. '17 3 * * *'");
-  schedule->add_flag("--systemd", au.systemd, "systemd service and timer instead of cron");
-  schedule->add_flag("--install", au.install, "install them");
-  schedule->callback([&] { outcome.code = unavailable("audit schedule", "scheduled audits arrive with the audit engine"); });
+  audit->add_option("--format", au.format, "table (default on a terminal), json (docs/audit.md) or prometheus")
+      ->check(CLI::IsMember({"table", "json", "prometheus"}));
+  audit->add_option("--output", au.output, "write the report to FILE atomically instead of standard output");
+  audit->add_option("--parallel", au.parallel, "devices probed at once")->check(CLI::Range(1, 1024))->capture_default_str();
+  ScheduleArgs sa;
+  auto* schedule = audit->add_subcommand("schedule", "print (or --install) the crontab line or the systemd service and timer that run the audit");
+  schedule->add_option("inventory", sa.inventory, "inventory YAML file")->required();
+  auto* cron_opt = schedule->add_option("--cron", sa.cron, "cron expression, e.g. '17 3 * * *'");
+  auto* systemd_flag = schedule->add_flag("--systemd", sa.systemd, "a systemd service and timer instead of a crontab line");
+  cron_opt->excludes(systemd_flag);
+  schedule->add_option("--on-calendar", sa.on_calendar, "systemd OnCalendar= for --systemd")->capture_default_str();
+  schedule->add_option("--textfile", sa.textfile, "where the Prometheus report goes (node_exporter's textfile directory)")->capture_default_str();
+  schedule->add_option("--unit-name", sa.unit_name, "systemd unit name")->capture_default_str();
+  schedule->add_option("--unit-dir", sa.unit_dir, "where --install writes systemd units")->capture_default_str();
+  schedule->add_flag("--install", sa.install, "install them (the user's crontab, or --unit-dir)");
+  schedule->callback([&] { outcome.code = cmd_schedule(context(), sa); });
   audit->callback([&] {
     if (audit->got_subcommand(schedule)) return;
     if (au.inventory.empty()) throw CLI::RequiredError("inventory");
-    outcome.code = unavailable("audit", "the audit engine is still being built; 'labctl plan' reports drift and probe findings meanwhile");
+    outcome.code = cmd_audit(context(), au);
   });
 
   // history

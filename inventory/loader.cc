@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -112,6 +113,25 @@ json yaml_to_json(const YAML::Node& n, int depth = 0) {
   return nullptr;
 }
 
+// Why text is not a network in CIDR notation, for a message "subnet 'TEXT' <reason>".
+std::string cidr_problem(std::string_view s) {
+  constexpr std::string_view kExample = " (e.g. 192.168.0.0/24)";
+  const auto slash = s.find('/');
+  if (slash == std::string_view::npos) return "has no prefix length" + std::string(kExample);
+  const auto addr = parse_ipv4(s.substr(0, slash));
+  if (!addr) return "is not an IPv4 network" + std::string(kExample);
+  const auto ps = s.substr(slash + 1);
+  int prefix = -1;
+  auto [p, ec] = std::from_chars(ps.data(), ps.data() + ps.size(), prefix);
+  if (ec != std::errc() || p != ps.data() + ps.size() || prefix < 1 || prefix > 32)
+    return "has prefix length '" + std::string(ps) + "'; expected 1 to 32";
+  const std::uint32_t mask = prefix >= 32 ? 0xffffffffu : ~(0xffffffffu >> prefix);
+  if ((*addr & mask) != *addr)
+    return "has host bits set; the network is " + format_ipv4(*addr & mask) + "/" +
+           std::to_string(prefix);
+  return "is not an IPv4 network" + std::string(kExample);
+}
+
 std::string expected_msg(std::string_view what, const YAML::Node& n) {
   return "expected " + std::string(what) + ", found " + std::string(yaml::describe(n));
 }
@@ -141,7 +161,7 @@ class Loader {
   std::optional<std::string> text(const YAML::Node& n, std::string_view what) {
     if (!n.IsScalar()) {
       err(at(n), what.empty() ? expected_msg("text", n)
-                                         : std::string(what) + ": " + expected_msg("text", n));
+                              : std::string(what) + ": " + expected_msg("text", n));
       return std::nullopt;
     }
     return n.Scalar();
@@ -150,7 +170,7 @@ class Loader {
     long long v = 0;
     if (!n.IsScalar() || !YAML::convert<long long>::decode(n, v)) {
       err(at(n), std::string(what) + ": " + expected_msg("an integer", n) +
-                                (n.IsScalar() ? " '" + n.Scalar() + "'" : ""));
+                     (n.IsScalar() ? " '" + n.Scalar() + "'" : ""));
       return std::nullopt;
     }
     return v;
@@ -159,7 +179,7 @@ class Loader {
     bool v = false;
     if (!n.IsScalar() || !YAML::convert<bool>::decode(n, v)) {
       err(at(n), std::string(what) + ": " + expected_msg("true or false", n) +
-                                (n.IsScalar() ? " '" + n.Scalar() + "'" : ""));
+                     (n.IsScalar() ? " '" + n.Scalar() + "'" : ""));
       return std::nullopt;
     }
     return v;
@@ -444,12 +464,12 @@ void Loader::read_segments(const YAML::Node& n) {
       if (auto s = text(r.get("name"), "segment name")) {
         seg.name = *s;
         if (!valid_name(seg.name))
-          err(at(r.get("name")), "segment name '" + seg.name +
-                                                "' must be 1-63 letters, digits, '.', '-' or '_'");
+          err(at(r.get("name")),
+              "segment name '" + seg.name + "' must be 1-63 letters, digits, '.', '-' or '_'");
         auto [it, fresh] = names.emplace(seg.name, at(r.get("name")));
         if (!fresh)
-          err(at(r.get("name")), "duplicate segment name '" + seg.name +
-                                                "' (first at line " + std::to_string(it->second.line) + ")");
+          err(at(r.get("name")), "duplicate segment name '" + seg.name + "' (first at line " +
+                                     std::to_string(it->second.line) + ")");
       }
     }
     const std::string what = "segment '" + seg.name + "'";
@@ -463,13 +483,14 @@ void Loader::read_segments(const YAML::Node& n) {
     if (r.require("subnet")) {
       if (auto s = text(r.get("subnet"), "subnet")) {
         if (auto net = parse_cidr(*s)) seg.subnet = *net;
-        else err(at(r.get("subnet")), "subnet '" + *s + "' is not an IPv4 network (e.g. 192.168.0.0/24)");
+        else
+          err(at(r.get("subnet")), "subnet '" + *s + "' " + cidr_problem(*s));
       }
     }
     if (r.has("agent")) {
       if (auto s = text(r.get("agent"), "agent")) {
         seg.agent = *s;
-        refs_.push_back({"", "segment agent", "agent:" + *s, {}, at(r.get("agent"))});
+        refs_.push_back({"", what, "agent:" + *s, {}, at(r.get("agent"))});
       }
     }
     if (r.has("dhcp")) {
@@ -501,7 +522,8 @@ void Loader::read_segments(const YAML::Node& n) {
               b = parse_ipv4(text::trim(parts[1]));
             }
             if (!a || !b) {
-              err(at(rn), "dhcp range '" + *s + "' is not FIRST-LAST (e.g. 192.168.0.100-192.168.0.199)");
+              err(at(rn),
+                  "dhcp range '" + *s + "' is not FIRST-LAST (e.g. 192.168.0.100-192.168.0.199)");
             } else if (*a > *b) {
               err(at(rn), "dhcp range '" + *s + "' ends before it starts");
             } else if (seg.subnet.prefix > 0 && (!seg.subnet.contains(*a) || !seg.subnet.contains(*b))) {
@@ -516,7 +538,7 @@ void Loader::read_segments(const YAML::Node& n) {
           seg.dhcp.router = ipv4(dr.get("router"), "dhcp router");
           if (seg.dhcp.router && seg.subnet.prefix > 0 && !seg.subnet.contains(*seg.dhcp.router))
             err(at(dr.get("router")), "router " + format_ipv4(*seg.dhcp.router) +
-                                                     " is not inside subnet " + seg.subnet.to_string());
+                                          " is not inside subnet " + seg.subnet.to_string());
         }
         if (dr.has("dns")) seg.dhcp.dns = ipv4_list(dr.get("dns"), "dhcp dns");
         if (dr.has("ntp")) seg.dhcp.ntp = ipv4_list(dr.get("ntp"), "dhcp ntp");
@@ -526,7 +548,8 @@ void Loader::read_segments(const YAML::Node& n) {
           if (auto s = text(dr.get("lease-time"), "lease-time")) {
             auto ms = parse_duration_ms(*s);
             if (!ms || *ms < 60'000)
-              err(at(dr.get("lease-time")), "lease-time '" + *s + "' must be a duration of at least 60s");
+              err(at(dr.get("lease-time")),
+                  "lease-time '" + *s + "' must be a duration of at least 60s");
             else seg.dhcp.lease_time_ms = *ms;
           }
         }
@@ -534,11 +557,12 @@ void Loader::read_segments(const YAML::Node& n) {
           if (auto s = text(dr.get("unknown-clients"), "unknown-clients")) {
             if (*s == "deny") seg.dhcp.deny_unknown = true;
             else if (*s != "allow")
-              err(at(dr.get("unknown-clients")), "unknown-clients '" + *s + "'; expected allow or deny");
+              err(at(dr.get("unknown-clients")),
+                  "unknown-clients '" + *s + "'; expected allow or deny");
           }
         }
         if (seg.dhcp.mode == DhcpMode::Serve && seg.interface.empty())
-          err(at(d), what + ": dhcp mode serve needs the segment's 'interface'");
+          err(at(dr.get("mode")), what + ": dhcp mode serve needs the segment's 'interface'");
         if (seg.dhcp.mode != DhcpMode::Serve && dr.has("range"))
           warn(at(dr.get("range")), what + ": dhcp range is only used in mode serve");
       }
@@ -563,7 +587,8 @@ void Loader::read_segments(const YAML::Node& n) {
         if (tr.has("servers")) seg.tftp.servers = ipv4_list(tr.get("servers"), "tftp servers");
         if (tr.has("port")) {
           if (auto p = integer(tr.get("port"), "tftp port")) {
-            if (*p < 1 || *p > 65535) err(at(tr.get("port")), "tftp port " + std::to_string(*p) + " is outside 1..65535");
+            if (*p < 1 || *p > 65535)
+              err(at(tr.get("port")), "tftp port " + std::to_string(*p) + " is outside 1..65535");
             else seg.tftp.port = static_cast<int>(*p);
           }
         }
@@ -592,17 +617,22 @@ void Loader::read_agents(const YAML::Node& n) {
       if (auto s = text(r.get("name"), "agent name")) {
         a.name = *s;
         if (!valid_name(a.name) || a.name == "local")
-          err(at(r.get("name")), "agent name '" + a.name + "' must be 1-63 letters, digits, '.', '-' or '_', and not 'local'");
+          err(at(r.get("name")),
+              "agent name '" + a.name +
+                  "' must be 1-63 letters, digits, '.', '-' or '_', and not 'local'");
         auto [it, fresh] = names.emplace(a.name, at(r.get("name")));
         if (!fresh)
-          err(at(r.get("name")), "duplicate agent name '" + a.name + "' (first at line " + std::to_string(it->second.line) + ")");
+          err(at(r.get("name")), "duplicate agent name '" + a.name + "' (first at line " +
+                                     std::to_string(it->second.line) + ")");
       }
     }
     if (r.require("url")) {
       if (auto s = text(r.get("url"), "agent url")) {
         a.url = *s;
         if (!a.url.starts_with("https://") || a.url.size() <= 8)
-          err(at(r.get("url")), "agent url '" + a.url + "' must be https://HOST[:PORT] (agents speak HTTPS with mutual TLS)");
+          err(at(r.get("url")),
+              "agent url '" + a.url +
+                  "' must be https://HOST[:PORT] (agents speak HTTPS with mutual TLS)");
       }
     }
     if (r.has("description"))
@@ -658,8 +688,11 @@ void Loader::read_device(const YAML::Node& n) {
       }
     }
   }
-  if (r.has("model"))
+  DeviceMarks marks;
+  if (r.has("model")) {
+    marks.model = at(r.get("model"));
     if (auto s = text(r.get("model"), "model")) dev.model = *s;
+  }
   if (r.has("description"))
     if (auto s = text(r.get("description"), "description")) dev.description = *s;
   if (r.has("mac")) {
@@ -667,21 +700,26 @@ void Loader::read_device(const YAML::Node& n) {
     if (auto s = text(mn, "mac")) {
       if (auto mac = normalize_mac(*s)) {
         dev.mac = *mac;
-        auto [it, fresh] = macs_.emplace(dev.mac, at(mn));
+        auto [it, fresh] = macs_.emplace(dev.mac, std::pair{dev.name, at(mn)});
         if (!fresh)
-          err(at(mn), what + ": MAC " + dev.mac + " is already used at line " + std::to_string(it->second.line));
+          err(at(mn), what + ": MAC " + dev.mac + " is already used by device '" +
+                          it->second.first + "' (line " + std::to_string(it->second.second.line) +
+                          ")");
       } else {
-        err(at(mn), what + ": '" + *s + "' is not a MAC address (expected six hex pairs, e.g. 00:1b:54:aa:bb:cc)");
+        err(at(mn), what + ": '" + *s +
+                        "' is not a MAC address (expected six hex pairs, e.g. 00:1b:54:aa:bb:cc)");
       }
     }
   }
   if (r.has("ip")) {
     const auto& in = r.get("ip");
+    marks.ip = at(in);
     if (auto a = ipv4(in, what + " ip")) {
       dev.ip = format_ipv4(*a);
-      auto [it, fresh] = ips_.emplace(dev.ip, at(in));
+      auto [it, fresh] = ips_.emplace(dev.ip, std::pair{dev.name, at(in)});
       if (!fresh)
-        err(at(in), what + ": IP " + dev.ip + " is already used at line " + std::to_string(it->second.line));
+        err(at(in), what + ": IP " + dev.ip + " is already used by device '" + it->second.first +
+                        "' (line " + std::to_string(it->second.second.line) + ")");
     }
   }
   if (r.has("segment")) {
@@ -714,18 +752,19 @@ void Loader::read_device(const YAML::Node& n) {
       err(dev.firmware.mark, what + ": 'firmware': " + expected_msg("a version or {target: VERSION}", f));
     }
   }
-  Mark after_mark = dev.mark;
   if (r.has("after")) {
     const auto& a = r.get("after");
-    after_mark = at(a);
+    const Mark after_mark = at(a);
     if (a.IsScalar()) {
       dev.after.push_back(a.Scalar());
-      refs_.push_back({dev.name, "after", a.Scalar(), {}, after_mark});
+      marks.after.push_back(after_mark);
+      refs_.push_back({dev.name, "'after'", a.Scalar(), {}, after_mark});
     } else if (a.IsSequence()) {
       for (const auto& e : a)
         if (auto s = text(e, "after")) {
           dev.after.push_back(*s);
-          refs_.push_back({dev.name, "after", *s, {}, at(e)});
+          marks.after.push_back(at(e));
+          refs_.push_back({dev.name, "'after'", *s, {}, at(e)});
         }
     } else {
       err(after_mark, what + ": 'after': " + expected_msg("a device name or a list of them", a));
@@ -756,7 +795,7 @@ void Loader::read_device(const YAML::Node& n) {
       }
     }
   }
-  after_marks_.push_back(after_mark);
+  device_marks_.push_back(std::move(marks));
   inv_.devices.push_back(std::move(dev));
 }
 
@@ -785,7 +824,10 @@ void Loader::check_references() {
     return device_names;
   };
   for (const auto& ref : refs_) {
-    const std::string who = ref.device.empty() ? std::string() : "device '" + ref.device + "': ";
+    // Refs from outside a device (a segment's agent) carry their owner in `what`.
+    const std::string who = !ref.device.empty() ? "device '" + ref.device + "': "
+                            : ref.what.empty()  ? std::string()
+                                                : ref.what + ": ";
     if (ref.target.starts_with("segment:")) {
       auto name = ref.target.substr(8);
       if (!inv_.segment(name)) {
@@ -827,20 +869,33 @@ void Loader::check_references() {
       bool ok = std::any_of(ref.capabilities.begin(), ref.capabilities.end(), [&](const auto& c) {
         return std::find(caps.begin(), caps.end(), c) != caps.end();
       });
-      if (!ok)
-        err(ref.mark, who + ref.what + " names device '" + ref.target + "' of type '" +
-                          it->second->type + "', which cannot serve as " +
-                          text::join_list(ref.capabilities, " or "));
+      if (!ok) {
+        std::vector<std::string> wanted, types;
+        for (const auto& c : ref.capabilities)
+          wanted.push_back("'" + c + "'");
+        for (const auto& t : schemas_.types()) {
+          auto tc = schemas_.capabilities(t);
+          if (std::any_of(ref.capabilities.begin(), ref.capabilities.end(), [&](const auto& c) {
+                return std::find(tc.begin(), tc.end(), c) != tc.end();
+              }))
+            types.push_back(t);
+        }
+        err(ref.mark,
+            who + ref.what + " names device '" + ref.target + "' of type '" + it->second->type +
+                "', which lacks the " + text::join_list(wanted, " or ") + " capability" +
+                (types.empty() ? "" : " (types with it: " + text::join_list(types, ", ") + ")"));
+      }
     }
   }
   // Devices on a segment must have addresses inside it.
-  for (const auto& d : inv_.devices) {
+  for (std::size_t i = 0; i < inv_.devices.size(); ++i) {
+    const Device& d = inv_.devices[i];
     if (d.segment.empty() || d.ip.empty()) continue;
     const Segment* s = inv_.segment(d.segment);
     if (!s || s->subnet.prefix == 0) continue;
     if (!s->subnet.contains(*parse_ipv4(d.ip)))
-      err(d.mark_of(""), "device '" + d.name + "': IP " + d.ip + " is not inside segment '" +
-                            s->name + "' (" + s->subnet.to_string() + ")");
+      err(device_marks_[i].ip, "device '" + d.name + "': IP " + d.ip + " is not inside segment '" +
+                                   s->name + "' (" + s->subnet.to_string() + ")");
   }
 }
 
@@ -862,7 +917,8 @@ void Loader::check_after_cycles() {
         stack.pop_back();
         continue;
       }
-      auto it = idx.find(after[next++]);
+      const std::size_t edge = next++;
+      auto it = idx.find(after[edge]);
       if (it == idx.end() || it->second == v) continue;
       std::size_t w = it->second;
       if (colour[w] == 0) {
@@ -877,7 +933,8 @@ void Loader::check_after_cycles() {
         std::reverse(cycle.begin() + 1, cycle.end() - 1);
         std::string path;
         for (const auto& c : cycle) path += (path.empty() ? "" : " -> ") + c;
-        err(after_marks_[v], "device '" + inv_.devices[v].name + "': 'after' makes a cycle: " + path);
+        err(device_marks_[v].after[edge],
+            "device '" + inv_.devices[v].name + "': 'after' makes a cycle: " + path);
       }
     }
   }
@@ -902,20 +959,32 @@ void Loader::load_catalog(const YAML::Node& catalog_key) {
 }
 
 void Loader::check_firmware() {
-  for (const auto& d : inv_.devices) {
-    if (d.firmware.target.empty()) continue;
+  for (std::size_t i = 0; i < inv_.devices.size(); ++i) {
+    const Device& d = inv_.devices[i];
+    const DeviceSchema* schema = schemas_.schema(d.type);
+    // A firmware target needs the model in the catalog, and so does a type that requires a model.
+    if (d.firmware.target.empty() && !(schema && schema->model_required)) continue;
     const std::string what = "device '" + d.name + "'";
     if (d.model.empty()) {
-      err(d.firmware.mark, what + ": firmware target needs the device's 'model' to find its catalog entry");
-      continue;
+      if (!d.firmware.target.empty())
+        err(d.firmware.mark,
+            what + ": firmware target needs the device's 'model' to find its catalog entry");
+      continue;  // a missing required model is reported already
     }
     if (!inv_.catalog) continue;  // the catalog's own errors are reported already
     const Family* fam = inv_.catalog->family_for_model(d.model);
     if (!fam) {
-      err(d.firmware.mark, what + ": model '" + d.model + "' is not in the firmware catalog (" +
-                               inv_.catalog->file + ")");
+      std::vector<std::string> models;
+      for (const auto& f : inv_.catalog->families)
+        models.insert(models.end(), f.models.begin(), f.models.end());
+      std::string msg = what + ": model '" + d.model + "' is not in the firmware catalog (" +
+                        inv_.catalog->file + ")";
+      auto g = text::closest(d.model, models);
+      if (!g.empty()) msg += " (did you mean '" + g + "'?)";
+      err(device_marks_[i].model, std::move(msg));
       continue;
     }
+    if (d.firmware.target.empty()) continue;
     auto v = parse_version(fam->scheme, d.firmware.target);
     if (!v) {
       err(d.firmware.mark, what + ": firmware target: " + v.error().message());
@@ -932,11 +1001,12 @@ void Loader::check_firmware() {
 }
 
 std::optional<Inventory> Loader::run(const YAML::Node& root) {
+  empty_values_ = yaml::empty_values(root);
   inv_.file = file_;
   inv_.base_dir = base_;
   if (!root.IsMap()) {
     err(at(root), "an inventory is a mapping with version, site and devices; found " +
-                                 std::string(yaml::describe(root)));
+                      std::string(yaml::describe(root)));
     return std::nullopt;
   }
   yaml::MapReader r(root, file_, diags_, kTopKeys, "the inventory");
@@ -944,7 +1014,7 @@ std::optional<Inventory> Loader::run(const YAML::Node& root) {
     if (auto v = integer(r.get("version"), "version")) {
       if (*v != 1)
         err(at(r.get("version")), "inventory version " + std::to_string(*v) +
-                                                 " is not supported; this labctl reads version 1");
+                                      " is not supported; this labctl reads version 1");
       inv_.version = static_cast<int>(*v);
     }
   }

@@ -1,6 +1,7 @@
 #include "inventory/yaml_util.h"
 
 #include <algorithm>
+#include <unordered_set>
 
 #include "common/text.h"
 
@@ -82,8 +83,10 @@ std::optional<std::size_t> unclosed_flow(std::string_view text, std::size_t end)
       if (quote == '"' && c == '\\') {
         ++i;
       } else if (c == quote) {
-        if (quote == '\'' && i + 1 < text.size() && text[i + 1] == '\'') ++i;
-        else quote = 0, node_start = false;
+        if (quote == '\'' && i + 1 < text.size() && text[i + 1] == '\'')
+          ++i;
+        else
+          quote = 0, node_start = false;
       }
       continue;
     }
@@ -92,7 +95,8 @@ std::optional<std::size_t> unclosed_flow(std::string_view text, std::size_t end)
     } else if (c == ' ' || c == '\t' || c == '\r') {
       // keeps node_start
     } else if (c == '#' && (i == 0 || blank_at(i - 1))) {
-      while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
+      while (i + 1 < text.size() && text[i + 1] != '\n')
+        ++i;
     } else if (node_start && (c == '"' || c == '\'')) {
       quote = c;
     } else if ((c == '[' || c == '{') && (node_start || !open.empty())) {
@@ -121,35 +125,36 @@ bool quote_closed(std::string_view text, std::size_t offset) {
     if (q == '"' && text[i] == '\\') {
       ++i;
     } else if (text[i] == q) {
-      if (q == '\'' && i + 1 < text.size() && text[i + 1] == '\'') ++i;
-      else return true;
+      if (q == '\'' && i + 1 < text.size() && text[i + 1] == '\'')
+        ++i;
+      else
+        return true;
     }
   }
   return false;
 }
 
 // Visits every map entry of a document once (aliased collections are not walked twice), without
-// recursion. `visit(key, value)` for map entries, `visit(Node(), item)` for sequence items.
+// recursion. `visit(&key, value)` for map entries, `visit(nullptr, item)` for sequence items.
 template <typename Visit>
 void walk(const YAML::Node& root, Visit&& visit) {
   std::vector<YAML::Node> stack{root};
-  std::vector<int> seen;  // offsets of collections walked already
+  std::unordered_set<int> seen;  // offsets of collections walked already
   while (!stack.empty()) {
     YAML::Node n = stack.back();
     stack.pop_back();
     if (!n.IsMap() && !n.IsSequence()) continue;
     const int pos = n.Mark().pos;
-    if (std::find(seen.begin(), seen.end(), pos) != seen.end()) continue;
-    seen.push_back(pos);
+    if (!seen.insert(pos).second) continue;
     if (n.IsMap()) {
       for (auto it = n.begin(); it != n.end(); ++it) {
-        visit(it->first, it->second);
+        visit(&it->first, it->second);
         stack.push_back(it->first);
         stack.push_back(it->second);
       }
     } else {
       for (const auto& item : n) {
-        visit(YAML::Node(), item);
+        visit(nullptr, item);
         stack.push_back(item);
       }
     }
@@ -174,37 +179,42 @@ std::optional<YAML::Node> parse(const std::string& text, const std::string& file
       if (auto at = unclosed_flow(text, static_cast<std::size_t>(e.mark.pos))) {
         const char open = text[*at];
         diags.error(file, mark_at(text, *at),
-                    std::string("YAML syntax: this '") + open + "' is never closed by a matching '" +
-                        (open == '[' ? ']' : '}') + "'");
+                    std::string("YAML syntax: this '") + open +
+                        "' is never closed by a matching '" + (open == '[' ? ']' : '}') + "'");
         return std::nullopt;
       }
     }
-    diags.error(file, m, "YAML syntax: " + e.msg);
+    std::string msg = "YAML syntax: " + e.msg;
+    // yaml-cpp says this when a line is indented less or more than its siblings.
+    if (e.msg == YAML::ErrorMsg::END_OF_SEQ || e.msg == YAML::ErrorMsg::END_OF_MAP)
+      msg += " (is this line indented like the ones above it?)";
+    diags.error(file, m, msg);
     return std::nullopt;
   } catch (const YAML::Exception& e) {
     diags.error(file, {}, std::string("YAML: ") + e.what());
     return std::nullopt;
   }
   // An unterminated quoted scalar runs to the end of the input, so it is the last scalar.
-  YAML::Node last;
+  // (A Mark, not a Node: assigning to a yaml-cpp Node rebinds the data of the node it held.)
   int last_pos = -1;
+  Mark last_mark;
   auto consider = [&](const YAML::Node& n) {
     if (n.IsDefined() && n.IsScalar() && n.Mark().pos > last_pos) {
       last_pos = n.Mark().pos;
-      last = n;
+      last_mark = mark_of(n);
     }
   };
   consider(root);
-  walk(root, [&](const YAML::Node& k, const YAML::Node& v) {
-    consider(k);
+  walk(root, [&](const YAML::Node* k, const YAML::Node& v) {
+    if (k) consider(*k);
     consider(v);
   });
   if (last_pos >= 0 && static_cast<std::size_t>(last_pos) < text.size()) {
     const auto at = static_cast<std::size_t>(last_pos);
     if ((text[at] == '"' || text[at] == '\'') && !quote_closed(text, at)) {
-      diags.error(file, mark_of(last),
-                  std::string("YAML syntax: this quoted text is never closed by a matching ") +
-                      text[at]);
+      diags.error(
+          file, last_mark,
+          std::string("YAML syntax: this quoted text is never closed by a matching ") + text[at]);
       return std::nullopt;
     }
   }
@@ -213,9 +223,8 @@ std::optional<YAML::Node> parse(const std::string& text, const std::string& file
 
 std::vector<EmptyValue> empty_values(const YAML::Node& root) {
   std::vector<EmptyValue> out;
-  walk(root, [&](const YAML::Node& k, const YAML::Node& v) {
-    if (k.IsDefined() && v.IsNull() && v.Mark().line != k.Mark().line)
-      out.push_back({v, mark_of(k)});
+  walk(root, [&](const YAML::Node* k, const YAML::Node& v) {
+    if (k && v.IsNull() && v.Mark().line != k->Mark().line) out.push_back({v, mark_of(*k)});
   });
   return out;
 }
@@ -225,7 +234,8 @@ namespace {
 // Adds the entries of a `<<` merge source (a mapping, or a list of mappings where earlier ones
 // win) to `out`, skipping keys already present: explicit keys override merged ones (YAML 1.1).
 // `seen` holds the mappings merged already, so aliases cannot make the work grow exponentially.
-void add_merged(const YAML::Node& src, std::vector<KeyEntry>& out, int depth, std::vector<int>& seen) {
+void add_merged(const YAML::Node& src, std::vector<KeyEntry>& out, int depth,
+                std::vector<int>& seen) {
   if (depth > 16) return;
   auto add_map = [&](const YAML::Node& m) {
     if (!m.IsMap()) return;
@@ -261,6 +271,7 @@ std::vector<KeyEntry> map_entries(const YAML::Node& map, const std::string& file
   std::vector<KeyEntry> out;
   if (!map.IsMap()) return out;
   YAML::Node merge;
+  bool has_merge = false;
   Mark merge_mark;
   for (auto it = map.begin(); it != map.end(); ++it) {
     const YAML::Node& k = it->first;
@@ -273,19 +284,25 @@ std::vector<KeyEntry> map_entries(const YAML::Node& map, const std::string& file
     }
     const std::string name = k.Scalar();
     if (name == "<<") {
-      if (merge && diags)
-        diags->error(file, km, "duplicate key '<<' in " + std::string(what) + " (first at line " +
-                                   std::to_string(merge_mark.line) + ")");
-      if (merge) continue;
+      if (has_merge) {
+        if (diags)
+          diags->error(file, km,
+                       "duplicate key '<<' in " + std::string(what) + " (first at line " +
+                           std::to_string(merge_mark.line) + ")");
+        continue;
+      }
       if (!it->second.IsMap() && !it->second.IsSequence() && diags)
         diags->error(file, km, "'<<' merges a mapping or a list of mappings, found " +
                                    std::string(describe(it->second)));
+      // Entries are reported at the '<<' key: an alias's own position is its anchor's.
       if (it->second.IsSequence() && diags)
-        for (const auto& src : it->second)
-          if (!src.IsMap())
-            diags->error(file, mark_of(src), "'<<' merges a mapping or a list of mappings; this entry is " +
-                                                 std::string(describe(src)));
+        for (std::size_t n = 0; n < it->second.size(); ++n)
+          if (!it->second[n].IsMap())
+            diags->error(file, km,
+                         "'<<' merges a mapping or a list of mappings; entry " +
+                             std::to_string(n + 1) + " is " + std::string(describe(it->second[n])));
       merge = it->second;
+      has_merge = true;
       merge_mark = km;
       continue;
     }
@@ -299,7 +316,7 @@ std::vector<KeyEntry> map_entries(const YAML::Node& map, const std::string& file
     }
     out.push_back({name, it->second, km});
   }
-  if (merge) {
+  if (has_merge) {
     std::vector<int> seen;
     add_merged(merge, out, 0, seen);
   }

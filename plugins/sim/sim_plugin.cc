@@ -361,6 +361,21 @@ Result<sdk::Observation> SimPlugin::probe(sdk::DeviceContext& ctx, const sdk::De
       o.findings.push_back({"warning", "fan-full-speed", "FAN1 runs at 98% of its top speed (a 3-pin fan on a PWM header?)"});
   }
   if (kind_ == Kind::Hypervisor) o.facts["vms"] = s["vms"];
+  if (kind_ == Kind::Phone) {
+    // The seed's phones would not register with FreePBX's 32-character passwords: compare the
+    // configured password with the model's limit from the catalog (its value is never shown).
+    const auto* fam = ctx.catalog() ? ctx.catalog()->family_for_model(d.model) : nullptr;
+    const auto limit = fam && fam->quirks.is_object() ? fam->quirks.value("sip-password-max", 0) : 0;
+    if (limit > 0 && d.params.contains("sip")) {
+      auto pw = ctx.secret(d, "/sip/password");
+      if (!pw)
+        o.findings.push_back({"warning", "secret-unavailable", "SIP password: " + pw.error().message()});
+      else if (static_cast<int>(pw->size()) > limit)
+        o.findings.push_back({"critical", "sip-password-too-long",
+                              "SIP password is " + std::to_string(pw->size()) + " characters; the " + d.model +
+                                  " accepts at most " + std::to_string(limit) + " (it will not register)"});
+    }
+  }
   return o;
 }
 

@@ -22,7 +22,9 @@ namespace {
 namespace fs = std::filesystem;
 using labctl::inventory::load_inventory;
 
-fs::path bad_dir() { return fs::path(LABCTL_SOURCE_DIR) / "tests" / "inventory" / "bad"; }
+fs::path bad_dir() {
+  return fs::path(LABCTL_SOURCE_DIR) / "tests" / "inventory" / "bad";
+}
 
 std::vector<fs::path> bad_files() {
   std::vector<fs::path> out;
@@ -82,7 +84,8 @@ std::string test_name(const fs::path& p) {
 
 std::string join_lines(const std::vector<std::string>& v) {
   std::string out;
-  for (const auto& s : v) out += "  " + s + "\n";
+  for (const auto& s : v)
+    out += "  " + s + "\n";
   return out;
 }
 
@@ -108,7 +111,8 @@ TEST_P(BadInventory, ReportsExactlyTheExpectedDiagnostics) {
 
   auto result = load_inventory(path, *registry_);
   std::vector<std::string> actual;
-  for (const auto& d : result.diags.sorted()) actual.push_back(strip_file(d.format(), path.string()));
+  for (const auto& d : result.diags.sorted())
+    actual.push_back(strip_file(d.format(), path.string()));
 
   EXPECT_EQ(actual, ex.lines) << path.filename().string() << "\nexpected:\n"
                               << join_lines(ex.lines) << "actual:\n"
@@ -135,9 +139,11 @@ TEST(BadInventoryCorpus, EveryCaseStatesItsExpectation) {
   for (const auto& f : bad_files()) {
     const auto ex = read_expectation(f);
     EXPECT_TRUE(ex.valid || !ex.lines.empty()) << f;
-    EXPECT_FALSE(ex.valid && std::any_of(ex.lines.begin(), ex.lines.end(), [](const auto& l) {
-                   return l.find(": error: ") != std::string::npos;
-                 })) << f << " is expect-valid but expects an error";
+    EXPECT_FALSE(ex.valid && std::any_of(ex.lines.begin(), ex.lines.end(),
+                                         [](const auto& l) {
+                                           return l.find(": error: ") != std::string::npos;
+                                         }))
+        << f << " is expect-valid but expects an error";
   }
 }
 
