@@ -236,14 +236,14 @@ int cmd_schedule(Context& ctx, const ScheduleArgs& a) {
     std::cerr << "labctl audit schedule: give --cron EXPR or --systemd\n";
     return kExitError;
   }
-  inventory::Diagnostics diags;
-  std::ostringstream sink;
   if (!ctx.load_inventory(a.inventory, std::cerr)) return kExitError;
   ScheduleOptions o;
   std::error_code ec;
   o.labctl = std::filesystem::read_symlink("/proc/self/exe", ec).string();
   o.inventory = std::filesystem::absolute(a.inventory).lexically_normal().string();
   o.state_dir = std::filesystem::absolute(ctx.state_dir()).lexically_normal().string();
+  // The scheduled audit locks a file there; make sure the directory exists before its first run.
+  std::filesystem::create_directories(o.state_dir, ec);
   o.textfile = a.textfile;
   o.cron = a.cron;
   o.on_calendar = a.on_calendar;

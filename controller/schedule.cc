@@ -144,7 +144,6 @@ SystemdUnits systemd_units(const ScheduleOptions& o) {
   u.service =
       "[Unit]\n"
       "Description=labctl audit of " + o.inventory + "\n"
-      "Documentation=man:labctl(1)\n"
       "After=network-online.target\n"
       "Wants=network-online.target\n"
       "\n"
