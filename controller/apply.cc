@@ -79,6 +79,11 @@ class ApplyLock {
   int fd_;
 };
 
+std::int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 bool confirm(const std::string& question) {
   std::cout << question << " [y/N] " << std::flush;
   std::string answer;
@@ -181,22 +186,12 @@ int cmd_apply(Context& ctx, const ApplyArgs& a) {
       }
     }
   } else {
-    auto observations = probe_all(*inv, ctx.agents(*inv), a.probe_parallel,
+    auto observations = probe_all(*inv, ctx.agents(*inv), std::max(a.probe_parallel, a.exec.parallel),
                                   [&](const inventory::Device& d) { return selected(d.name); });
     plan = make_plan(*inv, ctx.registry(), observations);
     std::erase_if(plan.devices, [&](const DevicePlan& d) { return !selected(d.device); });
-    for (const auto& [name, obs] : observations) {
-      ObservationRecord rec;
-      rec.device = name;
-      rec.reachable = obs.has_value();
-      if (obs) {
-        rec.version = obs->version;
-        rec.data = obs->to_json();
-      } else {
-        rec.error = obs.error().message();
-      }
-      (void)store.record_observation(rec);
-    }
+    if (auto r = store.record_observations(observation_records(observations, std::nullopt, unix_ms())); !r)
+      std::cerr << "labctl apply: observations not recorded: " << r.error().message() << "\n";
     const bool trouble = plan.count(DevicePlan::Status::Unreachable) + plan.count(DevicePlan::Status::Blocked) > 0;
     if (plan.step_count() == 0 && !trouble) {
       std::cout << "Nothing to do: " << plan.devices.size() << " devices match " << a.inventory << ".\n";

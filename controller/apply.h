@@ -14,7 +14,7 @@ struct ApplyArgs {
   bool yes = false;
   bool dry_run = false;
   std::vector<std::string> only;
-  int probe_parallel = 16;
+  int probe_parallel = 16;  // at least; --parallel raises it
   ApplyOptions exec;
 };
 

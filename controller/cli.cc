@@ -134,19 +134,10 @@ int cmd_plan(Context& ctx, const PlanArgs& a) {
   if (auto store = ctx.store()) {
     auto abs = std::filesystem::absolute(a.inventory).string();
     if (auto run = (*store)->begin_run("plan", abs, file_sha256(a.inventory))) {
-      for (const auto& [name, obs] : observations) {
-        ObservationRecord rec;
-        rec.run_id = *run;
-        rec.device = name;
-        rec.reachable = obs.has_value();
-        if (obs) {
-          rec.version = obs->version;
-          rec.data = obs->to_json();
-        } else {
-          rec.error = obs.error().message();
-        }
-        (void)(*store)->record_observation(rec);
-      }
+      const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch()).count();
+      if (auto r = (*store)->record_observations(observation_records(observations, *run, now)); !r)
+        std::cerr << "labctl plan: observations not recorded: " << r.error().message() << "\n";
       (void)(*store)->finish_run(*run, "done", plan.to_json()["summary"]);
     }
   } else if (ctx.options().verbose) {

@@ -159,6 +159,27 @@ Plan make_plan(const inventory::Inventory& inv, const plugins::Registry& registr
   return plan;
 }
 
+std::vector<ObservationRecord> observation_records(const Observations& observations,
+                                                   std::optional<std::int64_t> run_id, std::int64_t now_ms) {
+  std::vector<ObservationRecord> out;
+  out.reserve(observations.size());
+  for (const auto& [name, obs] : observations) {
+    ObservationRecord rec;
+    rec.run_id = run_id;
+    rec.device = name;
+    rec.observed_at = now_ms;
+    rec.reachable = obs.has_value();
+    if (obs) {
+      rec.version = obs->version;
+      rec.data = obs->to_json();
+    } else {
+      rec.error = obs.error().message();
+    }
+    out.push_back(std::move(rec));
+  }
+  return out;
+}
+
 Observations probe_all(const inventory::Inventory& inv, agents::AgentSet& agents, int parallel,
                        const std::function<bool(const inventory::Device&)>& select) {
   std::vector<const inventory::Device*> todo;

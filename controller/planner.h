@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agents/agent.h"
+#include "controller/state_store.h"
 #include "inventory/inventory.h"
 #include "plugins/registry.h"
 
@@ -56,6 +57,10 @@ std::vector<std::string> device_dependencies(const inventory::Device& d);
 
 Plan make_plan(const inventory::Inventory& inv, const plugins::Registry& registry,
                const Observations& observations);
+
+// Observation records for the state store, stamped `now_ms` (unix milliseconds).
+std::vector<ObservationRecord> observation_records(const Observations& observations,
+                                                   std::optional<std::int64_t> run_id, std::int64_t now_ms);
 
 // Probes every device (or those `select` accepts) through its agent, `parallel` at a time.
 Observations probe_all(const inventory::Inventory& inv, agents::AgentSet& agents, int parallel,

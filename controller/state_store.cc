@@ -630,37 +630,39 @@ Status StateStore::add_steps(std::int64_t run_id, std::vector<StepRecord>& steps
 }
 
 Status StateStore::step_started(std::int64_t step_id) {
-  DbLock lock(db_);
-  auto st = Stmt::prepare(db_,
-                          "UPDATE steps SET status = 'running', attempts = attempts + 1, "
-                          "started_at = ?, finished_at = NULL, error_code = '', "
-                          "error_message = '' WHERE id = ?",
-                          "step started");
-  if (!st) return fail(std::move(st.error()));
-  st->bind(1, now_ms()).bind(2, step_id);
-  if (auto s = st->run(); !s) return fail(std::move(s.error()));
-  if (sqlite3_changes(db_) == 0)
-    return fail(Errc::NotFound, "state store: step started: no step " + std::to_string(step_id));
-  return {};
+  return group_write([&](sqlite3* db) -> Status {
+    auto st = Stmt::prepare(db,
+                            "UPDATE steps SET status = 'running', attempts = attempts + 1, "
+                            "started_at = ?, finished_at = NULL, error_code = '', "
+                            "error_message = '' WHERE id = ?",
+                            "step started");
+    if (!st) return fail(std::move(st.error()));
+    st->bind(1, now_ms()).bind(2, step_id);
+    if (auto s = st->run(); !s) return fail(std::move(s.error()));
+    if (sqlite3_changes(db) == 0)
+      return fail(Errc::NotFound, "state store: step started: no step " + std::to_string(step_id));
+    return {};
+  });
 }
 
 Status StateStore::step_finished(std::int64_t step_id, StepStatus status,
                                  const std::string& error_code, const std::string& error_message) {
-  DbLock lock(db_);
-  auto st = Stmt::prepare(db_,
-                          "UPDATE steps SET status = ?, finished_at = ?, error_code = ?, "
-                          "error_message = ? WHERE id = ?",
-                          "step finished");
-  if (!st) return fail(std::move(st.error()));
-  st->bind(1, step_status_name(status))
-      .bind(2, now_ms())
-      .bind(3, error_code)
-      .bind(4, error_message)
-      .bind(5, step_id);
-  if (auto s = st->run(); !s) return fail(std::move(s.error()));
-  if (sqlite3_changes(db_) == 0)
-    return fail(Errc::NotFound, "state store: step finished: no step " + std::to_string(step_id));
-  return {};
+  return group_write([&](sqlite3* db) -> Status {
+    auto st = Stmt::prepare(db,
+                            "UPDATE steps SET status = ?, finished_at = ?, error_code = ?, "
+                            "error_message = ? WHERE id = ?",
+                            "step finished");
+    if (!st) return fail(std::move(st.error()));
+    st->bind(1, step_status_name(status))
+        .bind(2, now_ms())
+        .bind(3, error_code)
+        .bind(4, error_message)
+        .bind(5, step_id);
+    if (auto s = st->run(); !s) return fail(std::move(s.error()));
+    if (sqlite3_changes(db) == 0)
+      return fail(Errc::NotFound, "state store: step finished: no step " + std::to_string(step_id));
+    return {};
+  });
 }
 
 Result<std::vector<StepRecord>> StateStore::steps(std::int64_t run_id) {
@@ -686,11 +688,12 @@ Result<std::vector<StepRecord>> StateStore::steps_for_device(const std::string& 
   return collect<StepRecord>(*st, read_step);
 }
 
-Result<std::int64_t> StateStore::record_observation(const ObservationRecord& obs) {
+namespace {
+
+Result<std::int64_t> insert_observation(sqlite3* db, const ObservationRecord& obs) {
   auto data = dump_json(obs.data, "record observation: " + obs.device);
   if (!data) return fail(std::move(data.error()));
-  DbLock lock(db_);
-  auto st = Stmt::prepare(db_,
+  auto st = Stmt::prepare(db,
                           "INSERT INTO observations (run_id, device, observed_at, reachable, "
                           "version, data, error) VALUES (?, ?, ?, ?, ?, ?, ?)",
                           "record observation");
@@ -703,7 +706,75 @@ Result<std::int64_t> StateStore::record_observation(const ObservationRecord& obs
       .bind(6, *data)
       .bind(7, obs.error);
   if (auto s = st->run(); !s) return fail(std::move(s.error()));
-  return sqlite3_last_insert_rowid(db_);
+  return sqlite3_last_insert_rowid(db);
+}
+
+}  // namespace
+
+Result<std::int64_t> StateStore::record_observation(const ObservationRecord& obs) {
+  std::int64_t id = 0;
+  auto r = group_write([&](sqlite3* db) -> Status {
+    auto inserted = insert_observation(db, obs);
+    if (!inserted) return fail(std::move(inserted.error()));
+    id = *inserted;
+    return {};
+  });
+  if (!r) return fail(std::move(r.error()));
+  return id;
+}
+
+Status StateStore::record_observations(const std::vector<ObservationRecord>& obs) {
+  return group_write([&](sqlite3* db) -> Status {
+    for (const auto& o : obs)
+      if (auto r = insert_observation(db, o); !r) return fail(std::move(r.error()));
+    return {};
+  });
+}
+
+struct StateStore::PendingWrite {
+  const std::function<Status(sqlite3*)>* op;
+  Status result;
+  bool done = false;
+};
+
+Status StateStore::group_write(const std::function<Status(sqlite3*)>& op) {
+  PendingWrite w{&op, {}, false};
+  std::unique_lock lock(gc_mu_);
+  gc_queue_.push_back(&w);
+  while (!w.done) {
+    if (gc_leader_) {
+      gc_cv_.wait(lock);
+      continue;
+    }
+    // Lead: take every write queued so far into one transaction.
+    gc_leader_ = true;
+    std::vector<PendingWrite*> batch;
+    batch.swap(gc_queue_);
+    lock.unlock();
+    {
+      DbLock db(db_);
+      auto txn = Txn::begin(db_, "journal");
+      if (!txn) {
+        for (auto* p : batch) p->result = fail(txn.error());
+      } else {
+        // A savepoint per write: one failing write (an unknown step id) leaves the others intact.
+        for (auto* p : batch) {
+          sqlite3_exec(db_, "SAVEPOINT w", nullptr, nullptr, nullptr);
+          p->result = (*p->op)(db_);
+          if (!p->result) sqlite3_exec(db_, "ROLLBACK TO w", nullptr, nullptr, nullptr);
+          sqlite3_exec(db_, "RELEASE w", nullptr, nullptr, nullptr);
+        }
+        if (auto c = txn->commit(); !c)
+          for (auto* p : batch)
+            if (p->result) p->result = fail(c.error());
+      }
+    }
+    lock.lock();
+    for (auto* p : batch) p->done = true;
+    gc_leader_ = false;
+    gc_cv_.notify_all();
+  }
+  return w.result;
 }
 
 Result<std::optional<ObservationRecord>> StateStore::latest_observation(const std::string& device) {

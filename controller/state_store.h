@@ -1,12 +1,17 @@
 // The state store: SQLite (WAL) in the state directory. Runs, steps, device observations and
 // audits; later issues add DHCP leases and TFTP transfers through further migrations.
 //
-// Every write is its own transaction and is durable when the call returns (synchronous=FULL), so
-// the engine can commit a step's start before running it and its outcome before the next one.
+// Every write is durable when the call returns (synchronous=FULL), so the engine can commit a
+// step's start before running it and its outcome before the next one. Journal writes from many
+// threads at once share transactions (group commit): each caller still waits for its own write to
+// be on disk, but one fsync serves every write that arrived while the previous one was flushing.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <string>
@@ -106,6 +111,8 @@ class StateStore {
 
   // Observations
   Result<std::int64_t> record_observation(const ObservationRecord& obs);
+  // Many observations in one transaction (a probe of the whole lab).
+  Status record_observations(const std::vector<ObservationRecord>& obs);
   Result<std::optional<ObservationRecord>> latest_observation(const std::string& device);
 
   // Audits
@@ -119,7 +126,14 @@ class StateStore {
  private:
   StateStore(sqlite3* db, std::filesystem::path path) : db_(db), path_(std::move(path)) {}
   Status migrate();
+  // Runs `op` inside a shared transaction (see the class comment) and returns its own result.
+  Status group_write(const std::function<Status(sqlite3*)>& op);
   sqlite3* db_ = nullptr;
+  struct PendingWrite;
+  std::mutex gc_mu_;
+  std::condition_variable gc_cv_;
+  std::vector<PendingWrite*> gc_queue_;
+  bool gc_leader_ = false;
   std::filesystem::path path_;
 };
 

@@ -1,5 +1,6 @@
 #include "inventory/catalog.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -160,14 +161,45 @@ bool is_hex(std::string_view s) {
   });
 }
 
+// Where a second YAML document starts, if the text has one. yaml-cpp 0.7's LoadAll never returns
+// on a stray ',' outside a flow collection (it yields empty documents forever), so this parses at
+// most two documents, discarding the events.
+std::optional<YAML::Mark> second_document(const std::string& text) {
+  struct Starts : YAML::EventHandler {
+    std::optional<YAML::Mark> start;
+    void OnDocumentStart(const YAML::Mark& m) override { start = m; }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+  };
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  Starts first, second;
+  if (!parser.HandleNextDocument(first)) return std::nullopt;
+  if (!parser.HandleNextDocument(second)) return std::nullopt;
+  return second.start;
+}
+
 class Loader {
  public:
   Loader(std::string file, Diagnostics& diags) : file_(std::move(file)), diags_(diags) {}
 
   std::optional<Catalog> load(const std::string& text) {
-    std::vector<Node> docs;
+    Node root;
     try {
-      docs = YAML::LoadAll(text);
+      root = YAML::Load(text);
+      if (auto extra = second_document(text)) {
+        error(mark_of(*extra),
+              "unexpected content after the first YAML document (a catalog is one document)");
+      }
     } catch (const YAML::Exception& e) {
       error(mark_of(e.mark), e.msg);
       return std::nullopt;
@@ -175,10 +207,7 @@ class Loader {
       error({}, std::string("cannot parse YAML: ") + e.what());
       return std::nullopt;
     }
-    if (docs.size() > 1) {
-      error(mark_of(docs[1]), "a catalog is a single YAML document");
-    }
-    if (docs.empty() || docs[0].IsNull()) {
+    if (root.IsNull()) {
       error({}, "empty catalog (expected a map with 'version' and 'families')");
       return std::nullopt;
     }
@@ -186,7 +215,7 @@ class Loader {
     Catalog catalog;
     catalog.file = file_;
     try {
-      read_catalog(docs[0], catalog);
+      read_catalog(root, catalog);
     } catch (const std::exception& e) {
       // yaml-cpp accessors should not throw on a node we have type-checked; never let a surprise
       // escape the loader.

@@ -2,10 +2,12 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -142,6 +144,10 @@ struct BadCatalog {
   const char* yaml;
   std::vector<std::string> diagnostics;
 };
+
+void PrintTo(const BadCatalog& c, std::ostream* os) {
+  *os << c.name;
+}
 
 class BadCatalogs : public testing::TestWithParam<BadCatalog> {};
 
@@ -388,6 +394,19 @@ families:
 - a list
 )Y",
      {"x.yaml:1:1: error: catalog must be a map, got a list"}},
+    {"TwoDocuments",
+     "version: 1\nfamilies: []\n---\nversion: 1\n",
+     {"x.yaml:3:1: error: unexpected content after the first YAML document (a catalog is one "
+      "document)"}},
+    // yaml-cpp 0.7's LoadAll never returns on these; the loader must.
+    {"StrayComma",
+     ", a\n",
+     {"x.yaml:1:1: error: unexpected content after the first YAML document (a catalog is one "
+      "document)",
+      "x.yaml: error: empty catalog (expected a map with 'version' and 'families')"}},
+    {"TrailingComma",
+     "version: 1\nfamilies: [], x\n",
+     {"x.yaml:2:13: error: end of map not found"}},
     {"Empty",
      "# nothing here\n",
      {"x.yaml: error: empty catalog (expected a map with 'version' and 'families')"}},

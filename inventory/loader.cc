@@ -151,8 +151,8 @@ class Loader {
   // A node's position; an empty value (`key:` and nothing else) is placed at its key.
   Mark at(const YAML::Node& n) const {
     if (n.IsDefined() && n.IsNull())
-      for (const auto& e : empty_values_)
-        if (e.value.is(n)) return e.key_mark;
+      for (auto [it, end] = empty_values_.equal_range(n.Mark().pos); it != end; ++it)
+        if (it->second.value.is(n)) return it->second.key_mark;
     return yaml::mark_of(n);
   }
   void warn(Mark m, std::string msg) { diags_.warning(file_, m, std::move(msg)); }
@@ -243,7 +243,7 @@ class Loader {
     std::vector<Mark> after;  // one per entry of Device::after
   };
   std::vector<DeviceMarks> device_marks_;
-  std::vector<yaml::EmptyValue> empty_values_;
+  std::unordered_multimap<int, yaml::EmptyValue> empty_values_;  // by the value's offset
 };
 
 std::optional<SecretRef> Loader::secret(const YAML::Node& n, const std::string& what) {
@@ -1001,7 +1001,8 @@ void Loader::check_firmware() {
 }
 
 std::optional<Inventory> Loader::run(const YAML::Node& root) {
-  empty_values_ = yaml::empty_values(root);
+  for (auto& e : yaml::empty_values(root))
+    empty_values_.emplace(e.value.Mark().pos, e);
   inv_.file = file_;
   inv_.base_dir = base_;
   if (!root.IsMap()) {

@@ -330,15 +330,15 @@ TEST(Loader, SchemaViolationsAreReportedAtTheValue) {
                     "devices:\n"
                     "  - name: w1\n"
                     "    type: widget\n"
-                    "    label: x\n"              // 6: too short
-                    "    slots: 9\n"              // 7: out of range
-                    "    enabled: perhaps\n"      // 8: not a bool
-                    "    mode: fats\n"            // 9: enum, did you mean
-                    "    hwaddr: 00:1b:54\n"      // 10: bad mac
-                    "    mgmt: 10.0.0.256\n"      // 11: bad ipv4
-                    "    ports: [{vlan: a}]\n"    // 12: missing required number
-                    "    nested: {a: x, c: 1}\n"  // 13: unknown nested key
-                    "    colour: red\n",          // 14: unknown key
+                    "    label: x\n"                  // 6: too short
+                    "    slots: 9\n"                  // 7: out of range
+                    "    enabled: perhaps\n"          // 8: not a bool
+                    "    mode: fats\n"                // 9: enum, did you mean
+                    "    hwaddr: 00:1b:54\n"          // 10: bad mac
+                    "    mgmt: 10.0.0.256\n"          // 11: bad ipv4
+                    "    ports: [{vlan: a}]\n"        // 12: missing required number
+                    "    nested: {a: x, bogus: 1}\n"  // 13: unknown nested key
+                    "    colour: red\n",              // 14: unknown key
                 schemas);
   EXPECT_FALSE(r.inventory);
   std::vector<std::string> got;
@@ -354,7 +354,7 @@ TEST(Loader, SchemaViolationsAreReportedAtTheValue) {
       "00:1b:54:aa:bb:cc)",
       "11:11 'mgmt': '10.0.0.256' is not an IPv4 address",
       "12:13 missing required key 'number' in 'ports[0]'",
-      "13:20 unknown key 'c' in 'nested'",
+      "13:20 unknown key 'bogus' in 'nested'",
       "14:5 unknown key 'colour' in device",
   };
   EXPECT_EQ(got, want);

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -39,6 +41,10 @@ struct ParseCase {
   std::string protocol;
   std::vector<std::int64_t> key;
 };
+
+void PrintTo(const ParseCase& c, std::ostream* os) {
+  *os << scheme_name(c.scheme) << " '" << c.text << "'";
+}
 
 class ParseOk : public testing::TestWithParam<ParseCase> {};
 
@@ -113,6 +119,10 @@ struct BadCase {
   std::string text;
   const char* needle;  // part of the message that says what was wrong or expected
 };
+
+void PrintTo(const BadCase& c, std::ostream* os) {
+  *os << scheme_name(c.scheme) << " '" << c.text.substr(0, 40) << "'";
+}
 
 class ParseBad : public testing::TestWithParam<BadCase> {};
 
@@ -242,6 +252,10 @@ struct OrderCase {
   const char* b;
   int expected;  // sign of compare(a, b)
 };
+
+void PrintTo(const OrderCase& c, std::ostream* os) {
+  *os << scheme_name(c.scheme) << " '" << c.a << "' vs '" << c.b << "'";
+}
 
 class Ordering : public testing::TestWithParam<OrderCase> {};
 

@@ -83,10 +83,12 @@ std::optional<std::size_t> unclosed_flow(std::string_view text, std::size_t end)
       if (quote == '"' && c == '\\') {
         ++i;
       } else if (c == quote) {
-        if (quote == '\'' && i + 1 < text.size() && text[i + 1] == '\'')
-          ++i;
-        else
-          quote = 0, node_start = false;
+        if (quote == '\'' && i + 1 < text.size() && text[i + 1] == '\'') {
+          ++i;  // '' inside single quotes
+        } else {
+          quote = 0;
+          node_start = false;
+        }
       }
       continue;
     }
@@ -242,16 +244,20 @@ void add_merged(const YAML::Node& src, std::vector<KeyEntry>& out, int depth,
     if (std::find(seen.begin(), seen.end(), m.Mark().pos) != seen.end()) return;
     seen.push_back(m.Mark().pos);
     std::vector<KeyEntry> own;
+    // Only the first '<<' counts (map_entries reports a second one): assigning a yaml-cpp Node
+    // that already holds a node would rebind that node's data, changing the document.
     YAML::Node nested;
+    bool has_nested = false;
     for (auto it = m.begin(); it != m.end(); ++it) {
       if (!it->first.IsScalar()) continue;
       if (it->first.Scalar() == "<<") {
-        nested = it->second;
+        if (!has_nested) nested = it->second;
+        has_nested = true;
         continue;
       }
       own.push_back({it->first.Scalar(), it->second, mark_of(it->first)});
     }
-    if (nested) add_merged(nested, own, depth + 1, seen);
+    if (has_nested) add_merged(nested, own, depth + 1, seen);
     for (auto& e : own) {
       bool dup = std::any_of(out.begin(), out.end(), [&](const KeyEntry& o) { return o.name == e.name; });
       if (!dup) out.push_back(std::move(e));
@@ -274,7 +280,7 @@ std::vector<KeyEntry> map_entries(const YAML::Node& map, const std::string& file
   bool has_merge = false;
   Mark merge_mark;
   for (auto it = map.begin(); it != map.end(); ++it) {
-    const YAML::Node& k = it->first;
+    const YAML::Node k = it->first;  // a copy: `it->first` lives in a temporary proxy
     Mark km = mark_of(k);
     if (!k.IsScalar()) {
       if (diags)

@@ -19,7 +19,7 @@ export LABCTL_STATE_DIR="$PWD/build/demo-state"
 rm -rf "$LABCTL_STATE_DIR"
 # Demo secrets; a real inventory reads them from the environment, 0600 files or a command.
 export LAB_BMC_PASSWORD="${LAB_BMC_PASSWORD:-demo-bmc-password}"
-for ext in 1000 1001 1002 1003 1004 1005; do export "LAB_SIP_$ext=${LAB_SIP_1000:-demo-$ext}"; done
+for ext in 1000 1001 1002 1003 1004 1005; do var="LAB_SIP_$ext"; export "$var=${!var:-demo-$ext}"; done
 
 "$labctl" validate "$inventory"
 "$labctl" apply --yes "$inventory"

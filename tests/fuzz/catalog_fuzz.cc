@@ -18,7 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (catalog->family_for_model(model) == nullptr) __builtin_trap();
       for (const auto& release : family.releases) {
         (void)family.find(release.version);
-        for (const auto& rule : release.requires_) (void)rule.describe();
+        for (const auto& rule : release.requires_)
+          (void)rule.describe();
       }
     }
   }
