@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <climits>
+#include <cstdint>
 
 namespace labctl::text {
 
@@ -68,6 +70,28 @@ std::string closest(std::string_view word, const std::vector<std::string>& candi
     }
   }
   return best;
+}
+
+std::optional<std::int64_t> parse_duration_ms(std::string_view s) {
+  s = trim(s);
+  std::size_t i = 0;
+  std::int64_t n = 0;
+  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
+    if (n > 1'000'000'000'000LL) return std::nullopt;
+    n = n * 10 + (s[i] - '0');
+    ++i;
+  }
+  if (i == 0) return std::nullopt;
+  auto unit = s.substr(i);
+  std::int64_t mult = 0;
+  if (unit.empty() || unit == "s") mult = 1000;
+  else if (unit == "ms") mult = 1;
+  else if (unit == "m") mult = 60'000;
+  else if (unit == "h") mult = 3'600'000;
+  else if (unit == "d") mult = 86'400'000;
+  else return std::nullopt;
+  if (n > (INT64_MAX / mult)) return std::nullopt;
+  return n * mult;
 }
 
 std::string join_list(const std::vector<std::string>& items, std::string_view last_sep) {

@@ -1,6 +1,8 @@
 // Small string helpers shared by every layer.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,6 +17,9 @@ bool iequals(std::string_view a, std::string_view b);
 std::size_t edit_distance(std::string_view a, std::string_view b);
 // The closest candidate within a distance that scales with the word, or "" when none is close.
 std::string closest(std::string_view word, const std::vector<std::string>& candidates);
+// "90s", "5m", "1h", "250ms", "2d" or a bare number of seconds, in milliseconds; nullopt for
+// anything else (including values that would overflow).
+std::optional<std::int64_t> parse_duration_ms(std::string_view s);
 // "a, b and c"
 std::string join_list(const std::vector<std::string>& items, std::string_view last_sep = " and ");
 

@@ -39,19 +39,6 @@ int unavailable(const std::string& command, const std::string& what) {
   return kExitUnavailable;
 }
 
-std::optional<std::chrono::milliseconds> parse_duration(const std::string& s) {
-  std::size_t i = 0;
-  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
-  if (i == 0 || i > 9) return std::nullopt;
-  long long n = std::stoll(s.substr(0, i));
-  const std::string unit = s.substr(i);
-  if (unit == "ms") return std::chrono::milliseconds(n);
-  if (unit == "s" || unit.empty()) return std::chrono::milliseconds(n * 1000);
-  if (unit == "m") return std::chrono::milliseconds(n * 60'000);
-  if (unit == "h") return std::chrono::milliseconds(n * 3'600'000);
-  return std::nullopt;
-}
-
 std::string format_time(std::int64_t unix_ms) {
   std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
   std::tm tm{};
@@ -569,10 +556,10 @@ int run_cli(int argc, char** argv) {
   apply->add_option("--retry-delay", retry_delay, "first wait before a retry; doubles each time")->capture_default_str();
   apply->add_option("--step-timeout", step_timeout, "limit for a step that sets none")->capture_default_str();
   apply->callback([&] {
-    auto rd = parse_duration(retry_delay), st = parse_duration(step_timeout);
+    auto rd = text::parse_duration_ms(retry_delay), st = text::parse_duration_ms(step_timeout);
     if (!rd || !st) throw CLI::ValidationError("--retry-delay/--step-timeout", "expected a duration such as 500ms, 2s, 5m");
-    aa.exec.retry_delay = *rd;
-    aa.exec.step_timeout = *st;
+    aa.exec.retry_delay = std::chrono::milliseconds(*rd);
+    aa.exec.step_timeout = std::chrono::milliseconds(*st);
     outcome.code = cmd_apply(context(), aa);
   });
 

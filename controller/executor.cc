@@ -188,17 +188,24 @@ class Runner {
       }
       auto step = sdk::Step::from_json(rec.args);
       if (!step) return fail_device(rec, "journal: " + step.error().message());
+      // Asks the device whether the step's effect is already there, and journals it done if so.
+      enum class Check { NotDone, Done, JournalFailed };
+      auto check_done = [&]() {
+        auto done = (*agent)->step_done(*dev, *step);
+        if (!done || !*done) return Check::NotDone;
+        if (!journal([&] { return store_.step_finished(rec.id, StepStatus::Done); }, o, rec))
+          return Check::JournalFailed;
+        rec.status = StepStatus::Done;
+        ++o.steps_already;
+        progress_.step_finished(name, rec, StepStatus::Skipped, nullptr, false, milliseconds(0));
+        return Check::Done;
+      };
       // A step that was running (or failed) when an earlier invocation ended may have had its
       // effect: ask the device before doing it again.
       if (rec.status == StepStatus::Running || rec.status == StepStatus::Failed) {
-        auto done = (*agent)->step_done(*dev, *step);
-        if (done && *done) {
-          if (!journal([&] { return store_.step_finished(rec.id, StepStatus::Done); }, o, rec)) return o;
-          rec.status = StepStatus::Done;
-          ++o.steps_already;
-          progress_.step_finished(name, rec, StepStatus::Skipped, nullptr, false, milliseconds(0));
-          continue;
-        }
+        auto c = check_done();
+        if (c == Check::JournalFailed) return o;
+        if (c == Check::Done) continue;
       }
       for (int attempt = 1;; ++attempt) {
         if (!journal([&] { return store_.step_started(rec.id); }, o, rec)) return o;
@@ -248,14 +255,9 @@ class Runner {
           return o;
         }
         // The failed attempt may have done its work before the error (a lost answer).
-        auto done = (*agent)->step_done(*dev, *step);
-        if (done && *done) {
-          if (!journal([&] { return store_.step_finished(rec.id, StepStatus::Done); }, o, rec)) return o;
-          rec.status = StepStatus::Done;
-          ++o.steps_already;
-          progress_.step_finished(name, rec, StepStatus::Skipped, nullptr, false, milliseconds(0));
-          break;
-        }
+        auto c = check_done();
+        if (c == Check::JournalFailed) return o;
+        if (c == Check::Done) break;
       }
     }
     o.status = DeviceOutcome::Status::Done;

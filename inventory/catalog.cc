@@ -1,6 +1,7 @@
 #include "inventory/catalog.h"
 
-#include <yaml-cpp/eventhandler.h>
+#include "inventory/yaml_util.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -161,52 +162,18 @@ bool is_hex(std::string_view s) {
   });
 }
 
-// Where a second YAML document starts, if the text has one. yaml-cpp 0.7's LoadAll never returns
-// on a stray ',' outside a flow collection (it yields empty documents forever), so this parses at
-// most two documents, discarding the events.
-std::optional<YAML::Mark> second_document(const std::string& text) {
-  struct Starts : YAML::EventHandler {
-    std::optional<YAML::Mark> start;
-    void OnDocumentStart(const YAML::Mark& m) override { start = m; }
-    void OnDocumentEnd() override {}
-    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  const std::string&) override {}
-    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                         YAML::EmitterStyle::value) override {}
-    void OnSequenceEnd() override {}
-    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                    YAML::EmitterStyle::value) override {}
-    void OnMapEnd() override {}
-  };
-  std::istringstream in(text);
-  YAML::Parser parser(in);
-  Starts first, second;
-  if (!parser.HandleNextDocument(first)) return std::nullopt;
-  if (!parser.HandleNextDocument(second)) return std::nullopt;
-  return second.start;
-}
-
 class Loader {
  public:
   Loader(std::string file, Diagnostics& diags) : file_(std::move(file)), diags_(diags) {}
 
   std::optional<Catalog> load(const std::string& text) {
-    Node root;
-    try {
-      root = YAML::Load(text);
-      if (auto extra = second_document(text)) {
-        error(mark_of(*extra),
-              "unexpected content after the first YAML document (a catalog is one document)");
-      }
-    } catch (const YAML::Exception& e) {
-      error(mark_of(e.mark), e.msg);
-      return std::nullopt;
-    } catch (const std::exception& e) {
-      error({}, std::string("cannot parse YAML: ") + e.what());
+    const std::size_t before = diags_.error_count();
+    auto parsed = yaml::parse(text, file_, diags_);
+    if (!parsed) {
+      errors_ += diags_.error_count() - before;
       return std::nullopt;
     }
+    Node root = *parsed;
     if (root.IsNull()) {
       error({}, "empty catalog (expected a map with 'version' and 'families')");
       return std::nullopt;

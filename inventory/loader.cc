@@ -62,28 +62,6 @@ bool valid_env_name(std::string_view s) {
   });
 }
 
-// "90s", "5m", "1h", "250ms", "2d" or a bare number of seconds -> milliseconds.
-std::optional<std::int64_t> parse_duration_ms(std::string_view s) {
-  s = text::trim(s);
-  std::size_t i = 0;
-  std::int64_t n = 0;
-  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
-    if (n > 1'000'000'000'000LL) return std::nullopt;
-    n = n * 10 + (s[i] - '0');
-    ++i;
-  }
-  if (i == 0) return std::nullopt;
-  auto unit = s.substr(i);
-  std::int64_t mult = 0;
-  if (unit.empty() || unit == "s") mult = 1000;
-  else if (unit == "ms") mult = 1;
-  else if (unit == "m") mult = 60'000;
-  else if (unit == "h") mult = 3'600'000;
-  else if (unit == "d") mult = 86'400'000;
-  else return std::nullopt;
-  if (n > (INT64_MAX / mult)) return std::nullopt;
-  return n * mult;
-}
 
 // A scalar's value as JSON: quoted text stays text; plain scalars become numbers or booleans
 // where they clearly are.
@@ -407,7 +385,7 @@ json Loader::value(const YAML::Node& n, const KeySpec& spec, const std::string& 
     case Kind::Duration: {
       auto s = text(n, what);
       if (!s) return nullptr;
-      auto ms = parse_duration_ms(*s);
+      auto ms = text::parse_duration_ms(*s);
       if (!ms) {
         err(m, what + ": '" + *s + "' is not a duration (e.g. 90s, 5m, 1h, 250ms)");
         return nullptr;
@@ -546,7 +524,7 @@ void Loader::read_segments(const YAML::Node& n) {
           if (auto s = text(dr.get("domain"), "dhcp domain")) seg.dhcp.domain = *s;
         if (dr.has("lease-time")) {
           if (auto s = text(dr.get("lease-time"), "lease-time")) {
-            auto ms = parse_duration_ms(*s);
+            auto ms = text::parse_duration_ms(*s);
             if (!ms || *ms < 60'000)
               err(at(dr.get("lease-time")),
                   "lease-time '" + *s + "' must be a duration of at least 60s");

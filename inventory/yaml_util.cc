@@ -1,6 +1,9 @@
 #include "inventory/yaml_util.h"
 
+#include <yaml-cpp/eventhandler.h>
+
 #include <algorithm>
+#include <sstream>
 #include <unordered_set>
 
 #include "common/text.h"
@@ -165,6 +168,35 @@ void walk(const YAML::Node& root, Visit&& visit) {
 
 }  // namespace
 
+namespace {
+
+// Where a second YAML document starts, if the text has one. yaml-cpp 0.7's LoadAll never returns
+// on a stray ',' outside a flow collection (it yields empty documents forever), so this parses at
+// most two documents, discarding the events.
+std::optional<YAML::Mark> second_document(const std::string& text) {
+  struct Starts : YAML::EventHandler {
+    std::optional<YAML::Mark> start;
+    void OnDocumentStart(const YAML::Mark& m) override { start = m; }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+  };
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  Starts first, second;
+  if (!parser.HandleNextDocument(first)) return std::nullopt;
+  if (!parser.HandleNextDocument(second)) return std::nullopt;
+  return second.start;
+}
+
+}  // namespace
+
 std::optional<YAML::Node> parse(const std::string& text, const std::string& file,
                                 Diagnostics& diags) {
   if (auto m = excessive_nesting(text)) {
@@ -174,6 +206,11 @@ std::optional<YAML::Node> parse(const std::string& text, const std::string& file
   YAML::Node root;
   try {
     root = YAML::Load(text);
+    if (auto extra = second_document(text)) {
+      diags.error(file, {extra->line + 1, extra->column + 1},
+                  "unexpected content after the first YAML document (the file must hold one document)");
+      return std::nullopt;
+    }
   } catch (const YAML::ParserException& e) {
     Mark m{e.mark.line >= 0 ? e.mark.line + 1 : 0, e.mark.column >= 0 ? e.mark.column + 1 : 0};
     if ((e.msg == YAML::ErrorMsg::END_OF_SEQ_FLOW || e.msg == YAML::ErrorMsg::END_OF_MAP_FLOW) &&

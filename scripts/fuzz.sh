@@ -2,6 +2,7 @@
 # Builds the libFuzzer targets (tests/fuzz/*_fuzz.cc) and runs each for SECONDS (default 60).
 #
 #   scripts/fuzz.sh [SECONDS]        build + run every target
+#   scripts/fuzz.sh 0                build only
 #   FUZZ_TARGETS="version" scripts/fuzz.sh 30   only some targets
 #   FUZZ_JOBS=2 (default 2)          ninja parallelism for the build
 #   FUZZ_MERGE=1                     after the run, merge new coverage (edges) back into the
@@ -49,6 +50,11 @@ CC="$CLANG_CC" CXX="$CLANG_CXX" cmake -S "$ROOT" -B "$BUILD" -G Ninja \
   { echo "fuzz.sh: configure failed" >&2; exit 2; }
 ninja -C "$BUILD" -j"$JOBS" "${TARGETS[@]/%/_fuzz}" ||
   { echo "fuzz.sh: build failed" >&2; exit 2; }
+
+if [[ "$SECONDS_PER_TARGET" == 0 ]]; then
+  echo "fuzz.sh: built ${TARGETS[*]/%/_fuzz} in $BUILD/tests/fuzz"
+  exit 0
+fi
 
 mkdir -p "$BUILD/artifacts"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}"

@@ -3,7 +3,6 @@
 
 Usage: test_cli.py --labctl PATH --source DIR  (CTest passes both)
 """
-import argparse
 import json
 import os
 import shutil
@@ -287,17 +286,7 @@ class Cli(unittest.TestCase):
         self.assertIn("did you mean 'sim-hypervisor'", err)
 
 
-def main():
-    global ARGS
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--labctl", required=True)
-    ap.add_argument("--source", required=True)
-    ARGS, rest = ap.parse_known_args()
-    result = unittest.main(argv=[sys.argv[0]] + rest, exit=False, verbosity=2).result
-    failed = len(result.failures) + len(result.errors)
-    print(f"{result.testsRun - failed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
-
-
 if __name__ == "__main__":
-    main()
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+    import harness
+    harness.run(globals())

@@ -7,7 +7,6 @@ labctl was killed in the middle of it.
 
 Usage: test_engine.py --labctl PATH --source DIR
 """
-import argparse
 import glob
 import json
 import os
@@ -433,17 +432,7 @@ class Engine(unittest.TestCase):
         self.assertIn("exists with different contents", err)
 
 
-def main():
-    global ARGS
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--labctl", required=True)
-    ap.add_argument("--source", required=True)
-    ARGS, rest = ap.parse_known_args()
-    result = unittest.main(argv=[sys.argv[0]] + rest, exit=False, verbosity=2).result
-    failed = len(result.failures) + len(result.errors)
-    print(f"{result.testsRun - failed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
-
-
 if __name__ == "__main__":
-    main()
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+    import harness
+    harness.run(globals())
