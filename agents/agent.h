@@ -19,7 +19,8 @@
 namespace labctl::agents {
 
 // Step progress, as the plugin reports it.
-using ProgressFn = std::function<void(std::uint64_t done, std::uint64_t total, std::string_view note)>;
+using ProgressFn =
+    std::function<void(std::uint64_t done, std::uint64_t total, std::string_view note)>;
 
 // How the engine bounds one step: the plugin sees cancelled() once `cancel` is set or the
 // deadline has passed, and its waits end early.
@@ -35,13 +36,14 @@ class Agent {
   virtual std::string name() const = 0;
   virtual Result<sdk::Observation> probe(const sdk::Device& device) = 0;
   virtual Result<bool> step_done(const sdk::Device& device, const sdk::Step& step) = 0;
-  virtual Status run_step(const sdk::Device& device, const sdk::Step& step, const StepControl& control) = 0;
+  virtual Status run_step(const sdk::Device& device, const sdk::Step& step,
+                          const StepControl& control) = 0;
   virtual Result<sdk::VerbResult> run_verb(const sdk::Device& device, const std::string& verb,
                                            const sdk::json& args) = 0;
 };
 
 struct LocalAgentOptions {
-  std::filesystem::path state_dir;            // plugin state lives in state_dir/plugins/<type>
+  std::filesystem::path state_dir;  // plugin state lives in state_dir/plugins/<type>
   const inventory::Catalog* catalog = nullptr;
   const std::atomic<bool>* cancel = nullptr;  // set by SIGINT handling; may be null
 };
@@ -53,7 +55,8 @@ class LocalAgent : public Agent {
   std::string name() const override { return "local"; }
   Result<sdk::Observation> probe(const sdk::Device& device) override;
   Result<bool> step_done(const sdk::Device& device, const sdk::Step& step) override;
-  Status run_step(const sdk::Device& device, const sdk::Step& step, const StepControl& control) override;
+  Status run_step(const sdk::Device& device, const sdk::Step& step,
+                  const StepControl& control) override;
   Result<sdk::VerbResult> run_verb(const sdk::Device& device, const std::string& verb,
                                    const sdk::json& args) override;
 

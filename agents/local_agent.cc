@@ -21,9 +21,11 @@ class LocalContext : public sdk::DeviceContext {
       return fail(Errc::Internal, "bad secret pointer '" + pointer + "'");
     }
     if (!device.params.contains(ptr))
-      return fail(Errc::PreconditionFailed, "device '" + device.name + "' has no secret at " + pointer);
+      return fail(Errc::PreconditionFailed,
+                  "device '" + device.name + "' has no secret at " + pointer);
     auto ref = inventory::SecretRef::from_json(device.params.at(ptr));
-    if (!ref) return fail(Errc::Internal, "device '" + device.name + "': " + pointer + " is not a secret");
+    if (!ref)
+      return fail(Errc::Internal, "device '" + device.name + "': " + pointer + " is not a secret");
     auto v = inventory::resolve_secret(*ref);
     if (!v) return std::unexpected(std::move(v.error()).context("device '" + device.name + "'"));
     return v;
@@ -77,7 +79,8 @@ Result<bool> LocalAgent::step_done(const sdk::Device& device, const sdk::Step& s
   return (*p)->step_done(ctx, device, step);
 }
 
-Status LocalAgent::run_step(const sdk::Device& device, const sdk::Step& step, const StepControl& control) {
+Status LocalAgent::run_step(const sdk::Device& device, const sdk::Step& step,
+                            const StepControl& control) {
   auto p = plugin_for(device);
   if (!p) return std::unexpected(p.error());
   LocalContext ctx(options_, device, device.type, &control);
@@ -92,7 +95,9 @@ Result<sdk::VerbResult> LocalAgent::run_verb(const sdk::Device& device, const st
   return (*p)->run_verb(ctx, device, verb, args);
 }
 
-AgentSet::AgentSet(std::unique_ptr<Agent> local) { agents_["local"] = std::move(local); }
+AgentSet::AgentSet(std::unique_ptr<Agent> local) {
+  agents_["local"] = std::move(local);
+}
 
 void AgentSet::add(std::unique_ptr<Agent> agent) {
   auto n = agent->name();
@@ -102,8 +107,10 @@ void AgentSet::add(std::unique_ptr<Agent> agent) {
 Result<Agent*> AgentSet::for_device(const sdk::Device& device) {
   auto it = agents_.find(device.agent);
   if (it == agents_.end())
-    return fail(Errc::Unreachable, "agent '" + device.agent + "' for device '" + device.name +
-                                       "' is not connected (remote agents: labctl-agent, not yet available in this build)");
+    return fail(
+        Errc::Unreachable,
+        "agent '" + device.agent + "' for device '" + device.name +
+            "' is not connected (remote agents: labctl-agent, not yet available in this build)");
   return it->second.get();
 }
 

@@ -30,6 +30,8 @@ Errc errc_from_name(std::string_view name) {
   return Errc::Internal;
 }
 
-bool errc_retryable(Errc c) { return c == Errc::Unreachable || c == Errc::Timeout; }
+bool errc_retryable(Errc c) {
+  return c == Errc::Unreachable || c == Errc::Timeout;
+}
 
 }  // namespace labctl

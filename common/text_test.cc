@@ -105,7 +105,8 @@ TEST(Text, ParseDurationMs) {
   EXPECT_EQ(parse_duration_ms("1h"), 3'600'000);
   EXPECT_EQ(parse_duration_ms("2d"), 172'800'000);
   EXPECT_EQ(parse_duration_ms("0s"), 0);
-  for (const char* bad : {"", "s", "5x", "-5s", "1.5s", "5 s", "99999999999999999999s", "10000000000000d"})
+  for (const char* bad :
+       {"", "s", "5x", "-5s", "1.5s", "5 s", "99999999999999999999s", "10000000000000d"})
     EXPECT_FALSE(parse_duration_ms(bad).has_value()) << bad;
 }
 

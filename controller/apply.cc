@@ -5,6 +5,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <iomanip>
 #include <iostream>
@@ -27,7 +28,8 @@ std::atomic<bool> g_cancel{false};
 
 void on_signal(int) {
   if (!g_stop.exchange(true)) {
-    const char msg[] = "\nlabctl: stopping after the running steps finish (interrupt again to abort them)\n";
+    const char msg[] =
+        "\nlabctl: stopping after the running steps finish (interrupt again to abort them)\n";
     (void)!::write(STDERR_FILENO, msg, sizeof msg - 1);
   } else {
     g_cancel.store(true);
@@ -51,7 +53,8 @@ class SignalScope {
   }
 
  private:
-  struct sigaction old_int_ {}, old_term_ {};
+  struct sigaction old_int_ {
+  }, old_term_{};
 };
 
 // One apply at a time per state directory: two would journal over each other.
@@ -65,7 +68,8 @@ class ApplyLock {
     if (fd < 0) return fail(Errc::PreconditionFailed, path.string() + ": " + std::strerror(errno));
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       ::close(fd);
-      return fail(Errc::PreconditionFailed, "another labctl apply is running with state in " + dir.string());
+      return fail(Errc::PreconditionFailed,
+                  "another labctl apply is running with state in " + dir.string());
     }
     return ApplyLock(fd);
   }
@@ -80,7 +84,8 @@ class ApplyLock {
 };
 
 std::int64_t unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -144,7 +149,10 @@ int cmd_apply(Context& ctx, const ApplyArgs& a) {
     }
     if (r.inventory_hash != hash || journal->empty()) {
       const char* why = journal->empty() ? "abandoned" : "superseded";
-      if (!a.dry_run) (void)store.finish_run(r.id, why, {{"reason", journal->empty() ? "no steps were journaled" : "the inventory changed"}});
+      if (!a.dry_run)
+        (void)store.finish_run(
+            r.id, why,
+            {{"reason", journal->empty() ? "no steps were journaled" : "the inventory changed"}});
       if (!journal->empty())
         std::cout << "Run " << r.id << " was interrupted, but " << a.inventory
                   << " changed since; planning afresh from the devices' current state.\n";
@@ -159,25 +167,30 @@ int cmd_apply(Context& ctx, const ApplyArgs& a) {
     std::size_t done = 0, todo = 0;
     std::set<std::string> devices;
     for (const auto& s : steps) {
-      if (s.status == StepStatus::Done) ++done;
+      if (s.status == StepStatus::Done)
+        ++done;
       else if (selected(s.device)) {
         ++todo;
         devices.insert(s.device);
       }
     }
-    std::cout << "Resuming run " << run_id << " (" << ((*unfinished)->status == "interrupted" ? "interrupted" : "stopped unexpectedly")
-              << "): " << done << " of " << steps.size() << " steps done; " << todo << " left on " << devices.size()
-              << " devices.\n";
+    std::cout << "Resuming run " << run_id << " ("
+              << ((*unfinished)->status == "interrupted" ? "interrupted" : "stopped unexpectedly")
+              << "): " << done << " of " << steps.size() << " steps done; " << todo << " left on "
+              << devices.size() << " devices.\n";
     if (a.dry_run) {
       for (const auto& s : steps)
         if (s.status != StepStatus::Done && selected(s.device))
-          std::cout << "  " << s.device << ": " << s.title << (s.status == StepStatus::Running ? " (was running: re-checked first)" : "") << "\n";
+          std::cout << "  " << s.device << ": " << s.title
+                    << (s.status == StepStatus::Running ? " (was running: re-checked first)" : "")
+                    << "\n";
       std::cout << "Dry run: nothing was executed.\n";
       return 0;
     }
     if (!a.yes) {
       if (::isatty(STDIN_FILENO) != 1) {
-        std::cerr << "labctl apply: standard input is not a terminal; pass --yes to resume without confirmation\n";
+        std::cerr << "labctl apply: standard input is not a terminal; pass --yes to resume without "
+                     "confirmation\n";
         return 1;
       }
       if (!confirm("Resume run " + std::to_string(run_id) + "?")) {
@@ -186,32 +199,39 @@ int cmd_apply(Context& ctx, const ApplyArgs& a) {
       }
     }
   } else {
-    auto observations = probe_all(*inv, ctx.agents(*inv), std::max(a.probe_parallel, a.exec.parallel),
-                                  [&](const inventory::Device& d) { return selected(d.name); });
+    auto observations =
+        probe_all(*inv, ctx.agents(*inv), std::max(a.probe_parallel, a.exec.parallel),
+                  [&](const inventory::Device& d) { return selected(d.name); });
     plan = make_plan(*inv, ctx.registry(), observations);
     std::erase_if(plan.devices, [&](const DevicePlan& d) { return !selected(d.device); });
-    if (auto r = store.record_observations(observation_records(observations, std::nullopt, unix_ms())); !r)
+    if (auto r =
+            store.record_observations(observation_records(observations, std::nullopt, unix_ms()));
+        !r)
       std::cerr << "labctl apply: observations not recorded: " << r.error().message() << "\n";
-    const bool trouble = plan.count(DevicePlan::Status::Unreachable) + plan.count(DevicePlan::Status::Blocked) > 0;
+    const bool trouble =
+        plan.count(DevicePlan::Status::Unreachable) + plan.count(DevicePlan::Status::Blocked) > 0;
     if (plan.step_count() == 0 && !trouble) {
-      std::cout << "Nothing to do: " << plan.devices.size() << " devices match " << a.inventory << ".\n";
+      std::cout << "Nothing to do: " << plan.devices.size() << " devices match " << a.inventory
+                << ".\n";
       if (!a.dry_run) {
         auto id = store.begin_run("apply", abs, hash);
         if (id) (void)store.finish_run(*id, "done", plan.to_json()["summary"]);
       }
       return 0;
     }
-    if (!a.yes || a.dry_run) print_plan(std::cout, plan, {.color = tty});
+    if (!a.yes || a.dry_run)
+      print_plan(std::cout, plan, {.color = tty && std::getenv("NO_COLOR") == nullptr});
     else
-      std::cout << "Applying " << plan.step_count() << " steps to " << plan.count(DevicePlan::Status::Changes)
-                << " devices of " << plan.site << ".\n";
+      std::cout << "Applying " << plan.step_count() << " steps to "
+                << plan.count(DevicePlan::Status::Changes) << " devices of " << plan.site << ".\n";
     if (a.dry_run) {
       std::cout << "\nDry run: nothing was executed.\n";
       return trouble ? 1 : 0;
     }
     if (!a.yes && plan.step_count() > 0) {
       if (::isatty(STDIN_FILENO) != 1) {
-        std::cerr << "labctl apply: standard input is not a terminal; pass --yes to apply without confirmation\n";
+        std::cerr << "labctl apply: standard input is not a terminal; pass --yes to apply without "
+                     "confirmation\n";
         return 1;
       }
       if (!confirm("\nApply " + std::to_string(plan.step_count()) + " steps to " +
@@ -237,18 +257,21 @@ int cmd_apply(Context& ctx, const ApplyArgs& a) {
   for (auto& s : steps)
     if (selected(s.device)) to_run.push_back(s);
   SignalScope signals;
-  auto progress = tty ? make_terminal_progress(std::cout) : make_plain_progress(std::cout);
-  ApplyReport report = execute_run(*inv, ctx.agents(*inv), store, run_id, std::move(to_run), a.exec, *progress,
-                                   g_stop, g_cancel);
+  auto progress = tty ? make_terminal_progress(std::cout, std::getenv("NO_COLOR") == nullptr)
+                      : make_plain_progress(std::cout);
+  ApplyReport report = execute_run(*inv, ctx.agents(*inv), store, run_id, std::move(to_run), a.exec,
+                                   *progress, g_stop, g_cancel);
 
   // Devices the plan could not reach count as failures of this run.
   std::vector<std::pair<std::string, std::string>> problems;
   for (const auto& d : plan.devices)
     if (d.status == DevicePlan::Status::Unreachable || d.status == DevicePlan::Status::Blocked)
-      problems.push_back({d.device, std::string(status_name(d.status)) + ": " + d.problem.message()});
+      problems.push_back(
+          {d.device, std::string(status_name(d.status)) + ": " + d.problem.message()});
   for (const auto& o : report.devices)
     if (o.status == DeviceOutcome::Status::Failed || o.status == DeviceOutcome::Status::Skipped)
-      problems.push_back({o.device, (o.failed_step.empty() ? "" : o.failed_step + ": ") + o.reason});
+      problems.push_back(
+          {o.device, (o.failed_step.empty() ? "" : o.failed_step + ": ") + o.reason});
 
   std::size_t run = 0, already = 0, converged = 0;
   for (const auto& o : report.devices) {
@@ -261,20 +284,27 @@ int cmd_apply(Context& ctx, const ApplyArgs& a) {
   for (const auto& s : steps)
     if (!selected(s.device) && s.status != StepStatus::Done) left_open = true;
   const std::string status = left_open ? "interrupted" : problems.empty() ? "done" : "failed";
-  nlohmann::json summary = {{"devices", report.devices.size()}, {"converged", converged}, {"steps_run", run},
-                            {"steps_already_done", already}, {"failed", problems.size()},
+  nlohmann::json summary = {{"devices", report.devices.size()},
+                            {"converged", converged},
+                            {"steps_run", run},
+                            {"steps_already_done", already},
+                            {"failed", problems.size()},
                             {"elapsed_ms", report.elapsed.count()}};
   (void)store.finish_run(run_id, status, summary);
 
-  std::cout << "\nRun " << run_id << ": " << converged << " of " << report.devices.size() << " devices converged, "
-            << run << " steps run" << (already ? ", " + std::to_string(already) + " already done" : "") << ", in "
+  std::cout << "\nRun " << run_id << ": " << converged << " of " << report.devices.size()
+            << " devices converged, " << run << " steps run"
+            << (already ? ", " + std::to_string(already) + " already done" : "") << ", in "
             << seconds(report.elapsed) << ".\n";
   if (!problems.empty()) {
-    std::cout << problems.size() << (problems.size() == 1 ? " device" : " devices") << " not converged:\n";
-    for (const auto& [d, why] : problems) std::cout << "  " << d << ": " << why << "\n";
+    std::cout << problems.size() << (problems.size() == 1 ? " device" : " devices")
+              << " not converged:\n";
+    for (const auto& [d, why] : problems)
+      std::cout << "  " << d << ": " << why << "\n";
   }
   if (left_open) {
-    std::cout << "Interrupted. Run 'labctl apply " << a.inventory << "' again to resume run " << run_id << ".\n";
+    std::cout << "Interrupted. Run 'labctl apply " << a.inventory << "' again to resume run "
+              << run_id << ".\n";
     return report.interrupted ? kExitInterrupted : (problems.empty() ? 0 : 1);
   }
   return problems.empty() ? 0 : 1;

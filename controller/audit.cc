@@ -25,10 +25,14 @@ std::int64_t now_ms() {
 std::string label(std::string_view v) {
   std::string out;
   for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -69,11 +73,13 @@ AuditReport run_audit(const inventory::Inventory& inv, const plugins::Registry& 
         a.error = d.problem.message();
       }
     }
-    for (const auto& h : d.hops) a.path.push_back(h.to_display);
+    for (const auto& h : d.hops)
+      a.path.push_back(h.to_display);
     a.firmware_drift = !d.target.empty() && a.reachable && (!d.hops.empty() || !a.blocked.empty());
     for (const auto& s : d.steps)
       if (s.hop == 0) a.changes.push_back(s.title);
-    for (const auto& f : d.findings) r.findings.push_back({d.device, f.severity, f.code, f.message});
+    for (const auto& f : d.findings)
+      r.findings.push_back({d.device, f.severity, f.code, f.message});
     r.devices.push_back(std::move(a));
   }
   // How the inventory keeps its secrets.
@@ -81,7 +87,8 @@ AuditReport run_audit(const inventory::Inventory& inv, const plugins::Registry& 
     for (const auto& msg : inventory::secret_findings(use.ref)) {
       const bool literal = use.ref.source == inventory::SecretRef::Source::Literal;
       r.findings.push_back({use.device, literal ? "warning" : "critical",
-                            literal ? "literal-secret" : "secret-file", msg + " (at " + use.pointer + ")"});
+                            literal ? "literal-secret" : "secret-file",
+                            msg + " (at " + use.pointer + ")"});
     }
   }
   r.finished_at = now_ms();
@@ -149,36 +156,45 @@ std::string AuditReport::to_prometheus() const {
   o << "labctl_audit_duration_seconds{" << s << "} " << std::fixed << std::setprecision(3)
     << static_cast<double>(finished_at - started_at) / 1000.0 << '\n';
   o.unsetf(std::ios::fixed);
-  head("labctl_audit_compliant", "1 when no device drifts, every device answered and nothing was found.");
+  head("labctl_audit_compliant",
+       "1 when no device drifts, every device answered and nothing was found.");
   o << "labctl_audit_compliant{" << s << "} " << (compliant() ? 1 : 0) << '\n';
   head("labctl_device_up", "1 when the device answered its probe.");
   for (const auto& d : devices)
-    o << "labctl_device_up{" << s << ",device=\"" << label(d.device) << "\",type=\"" << label(d.type)
-      << "\",model=\"" << label(d.model) << "\"} " << (d.reachable ? 1 : 0) << '\n';
-  head("labctl_device_firmware_info", "Installed and target firmware of a device (value always 1).");
+    o << "labctl_device_up{" << s << ",device=\"" << label(d.device) << "\",type=\""
+      << label(d.type) << "\",model=\"" << label(d.model) << "\"} " << (d.reachable ? 1 : 0)
+      << '\n';
+  head("labctl_device_firmware_info",
+       "Installed and target firmware of a device (value always 1).");
   for (const auto& d : devices)
     if (!d.installed.empty() || !d.target.empty())
-      o << "labctl_device_firmware_info{" << s << ",device=\"" << label(d.device) << "\",installed=\""
-        << label(d.installed) << "\",target=\"" << label(d.target) << "\"} 1\n";
-  head("labctl_device_firmware_drift", "1 when the installed firmware differs from the inventory's target.");
+      o << "labctl_device_firmware_info{" << s << ",device=\"" << label(d.device)
+        << "\",installed=\"" << label(d.installed) << "\",target=\"" << label(d.target)
+        << "\"} 1\n";
+  head("labctl_device_firmware_drift",
+       "1 when the installed firmware differs from the inventory's target.");
   for (const auto& d : devices)
     o << "labctl_device_firmware_drift{" << s << ",device=\"" << label(d.device) << "\"} "
       << (d.firmware_drift ? 1 : 0) << '\n';
   head("labctl_device_upgrade_hops", "Firmware hops apply would take to reach the target.");
   for (const auto& d : devices)
-    o << "labctl_device_upgrade_hops{" << s << ",device=\"" << label(d.device) << "\"} " << d.path.size() << '\n';
-  head("labctl_device_pending_changes", "Non-firmware steps apply would take (configuration drift).");
+    o << "labctl_device_upgrade_hops{" << s << ",device=\"" << label(d.device) << "\"} "
+      << d.path.size() << '\n';
+  head("labctl_device_pending_changes",
+       "Non-firmware steps apply would take (configuration drift).");
   for (const auto& d : devices)
-    o << "labctl_device_pending_changes{" << s << ",device=\"" << label(d.device) << "\"} " << d.changes.size()
-      << '\n';
+    o << "labctl_device_pending_changes{" << s << ",device=\"" << label(d.device) << "\"} "
+      << d.changes.size() << '\n';
   head("labctl_findings", "Security and health findings by severity.");
   std::map<std::string, int> by{{"critical", 0}, {"warning", 0}, {"info", 0}};
-  for (const auto& f : findings) ++by[f.severity];
-  for (const auto& [sev, n] : by) o << "labctl_findings{" << s << ",severity=\"" << label(sev) << "\"} " << n << '\n';
+  for (const auto& f : findings)
+    ++by[f.severity];
+  for (const auto& [sev, n] : by)
+    o << "labctl_findings{" << s << ",severity=\"" << label(sev) << "\"} " << n << '\n';
   head("labctl_finding", "One finding (value always 1).");
   for (const auto& f : findings)
-    o << "labctl_finding{" << s << ",device=\"" << label(f.device) << "\",severity=\"" << label(f.severity)
-      << "\",code=\"" << label(f.code) << "\"} 1\n";
+    o << "labctl_finding{" << s << ",device=\"" << label(f.device) << "\",severity=\""
+      << label(f.severity) << "\",code=\"" << label(f.code) << "\"} 1\n";
   return o.str();
 }
 
@@ -189,22 +205,32 @@ void AuditReport::print_table(std::ostream& out, bool color) const {
   out << "Audit of " << site << " (" << inventory << "): " << devices.size() << " devices, "
       << (compliant() ? paint("32", "compliant") : paint("31", "not compliant")) << "\n\n";
   std::size_t w = 6;
-  for (const auto& d : devices) w = std::max(w, d.device.size());
+  for (const auto& d : devices)
+    w = std::max(w, d.device.size());
   out << std::left << std::setw(static_cast<int>(w) + 2) << "DEVICE" << std::setw(12) << "STATE"
-      << std::setw(22) << "FIRMWARE" << "DETAIL\n";
+      << std::setw(22) << "FIRMWARE"
+      << "DETAIL\n";
   for (const auto& d : devices) {
-    std::string state = !d.reachable ? "unreachable" : d.firmware_drift ? "drift" : !d.changes.empty() ? "changes" : "ok";
+    std::string state = !d.reachable         ? "unreachable"
+                        : d.firmware_drift   ? "drift"
+                        : !d.changes.empty() ? "changes"
+                                             : "ok";
     std::string detail;
-    if (!d.reachable) detail = d.error;
-    else if (!d.blocked.empty()) detail = "blocked: " + d.blocked;
+    if (!d.reachable)
+      detail = d.error;
+    else if (!d.blocked.empty())
+      detail = "blocked: " + d.blocked;
     else if (d.firmware_drift) {
       detail = "-> " + (d.path.empty() ? d.target : d.path.back());
       if (d.path.size() > 1) {
         detail += " via";
-        for (std::size_t i = 0; i + 1 < d.path.size(); ++i) detail += " " + d.path[i];
+        for (std::size_t i = 0; i + 1 < d.path.size(); ++i)
+          detail += " " + d.path[i];
       }
     }
-    if (!d.changes.empty()) detail += (detail.empty() ? "" : "; ") + std::to_string(d.changes.size()) + " pending changes";
+    if (!d.changes.empty())
+      detail +=
+          (detail.empty() ? "" : "; ") + std::to_string(d.changes.size()) + " pending changes";
     const char* c = state == "ok" ? "32" : state == "unreachable" ? "31" : "33";
     out << std::left << std::setw(static_cast<int>(w) + 2) << d.device << paint(c, state)
         << std::string(12 - std::min<std::size_t>(12, state.size()), ' ') << std::setw(22)
@@ -214,7 +240,8 @@ void AuditReport::print_table(std::ostream& out, bool color) const {
     out << "\nFindings:\n";
     for (const auto& f : findings)
       out << "  " << paint(f.severity == "critical" ? "31" : "33", f.severity) << "  "
-          << (f.device.empty() ? "inventory" : f.device) << ": " << f.message << " [" << f.code << "]\n";
+          << (f.device.empty() ? "inventory" : f.device) << ": " << f.message << " [" << f.code
+          << "]\n";
   }
 }
 

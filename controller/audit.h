@@ -27,12 +27,12 @@ struct AuditFinding {
 struct DeviceAudit {
   std::string device, type, model;
   bool reachable = true;
-  std::string error;                  // why it could not be probed
-  std::string installed, target;      // firmware
-  bool firmware_drift = false;        // installed differs from the target
-  std::vector<std::string> path;      // planned hops, display form: "SCCP 8.5(2)", "SIP 9.4(2)SR1"
-  std::string blocked;                // why no path exists ("" when one does)
-  std::vector<std::string> changes;   // non-firmware steps apply would take (configuration drift)
+  std::string error;                 // why it could not be probed
+  std::string installed, target;     // firmware
+  bool firmware_drift = false;       // installed differs from the target
+  std::vector<std::string> path;     // planned hops, display form: "SCCP 8.5(2)", "SIP 9.4(2)SR1"
+  std::string blocked;               // why no path exists ("" when one does)
+  std::vector<std::string> changes;  // non-firmware steps apply would take (configuration drift)
 };
 
 struct AuditReport {

@@ -4,8 +4,8 @@
 
 #include <chrono>
 #include <cstdlib>
-#include <fstream>
 #include <ctime>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <set>
@@ -16,10 +16,10 @@
 #include "common/text.h"
 #include "controller/apply.h"
 #include "controller/audit.h"
-#include "controller/schedule.h"
 #include "controller/context.h"
 #include "controller/plan_output.h"
 #include "controller/planner.h"
+#include "controller/schedule.h"
 
 namespace labctl::controller {
 
@@ -32,7 +32,9 @@ constexpr int kExitUnavailable = 3;
 
 using nlohmann::json;
 
-bool stdout_is_terminal() { return ::isatty(STDOUT_FILENO) == 1 && std::getenv("NO_COLOR") == nullptr; }
+bool stdout_is_terminal() {
+  return ::isatty(STDOUT_FILENO) == 1 && std::getenv("NO_COLOR") == nullptr;
+}
 
 int unavailable(const std::string& command, const std::string& what) {
   std::cerr << "labctl " << command << ": not available in this build yet: " << what << ".\n";
@@ -73,7 +75,8 @@ int cmd_validate(Context& ctx, const ValidateArgs& a) {
                        {"message", d.message}});
     json out = {{"valid", inv.has_value()}, {"diagnostics", items}};
     if (inv)
-      out["counts"] = {{"devices", inv->devices.size()}, {"segments", inv->segments.size()},
+      out["counts"] = {{"devices", inv->devices.size()},
+                       {"segments", inv->segments.size()},
                        {"agents", inv->agents.size()}};
     std::cout << out.dump(2) << "\n";
     return inv ? kExitOk : kExitError;
@@ -104,7 +107,8 @@ int cmd_plan(Context& ctx, const PlanArgs& a) {
   for (const auto& name : a.only)
     if (!inv->device(name)) {
       std::vector<std::string> names;
-      for (const auto& d : inv->devices) names.push_back(d.name);
+      for (const auto& d : inv->devices)
+        names.push_back(d.name);
       auto g = text::closest(name, names);
       std::cerr << "labctl plan: --only " << name << ": no such device in " << a.inventory
                 << (g.empty() ? std::string() : " (did you mean '" + g + "'?)") << "\n";
@@ -116,24 +120,29 @@ int cmd_plan(Context& ctx, const PlanArgs& a) {
   Plan plan = make_plan(*inv, ctx.registry(), observations);
   if (!only.empty())
     std::erase_if(plan.devices, [&](const DevicePlan& d) { return !only.count(d.device); });
+  const nlohmann::json doc = plan.to_json();
 
   // Remember what was observed: `history` shows it, and later audits compare against it.
   if (auto store = ctx.store()) {
     auto abs = std::filesystem::absolute(a.inventory).string();
     if (auto run = (*store)->begin_run("plan", abs, file_sha256(a.inventory))) {
       const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                           std::chrono::system_clock::now().time_since_epoch()).count();
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
       if (auto r = (*store)->record_observations(observation_records(observations, *run, now)); !r)
         std::cerr << "labctl plan: observations not recorded: " << r.error().message() << "\n";
-      (void)(*store)->finish_run(*run, "done", plan.to_json()["summary"]);
+      (void)(*store)->finish_run(*run, "done", doc["summary"]);
     }
   } else if (ctx.options().verbose) {
     std::cerr << "labctl plan: not recording observations: " << store.error().message() << "\n";
   }
 
-  if (a.json) std::cout << plan.to_json().dump(2) << "\n";
-  else print_plan(std::cout, plan, {.color = stdout_is_terminal()});
-  bool trouble = plan.count(DevicePlan::Status::Unreachable) + plan.count(DevicePlan::Status::Blocked) > 0;
+  if (a.json)
+    std::cout << doc.dump(2) << "\n";
+  else
+    print_plan(std::cout, plan, {.color = stdout_is_terminal()});
+  bool trouble =
+      plan.count(DevicePlan::Status::Unreachable) + plan.count(DevicePlan::Status::Blocked) > 0;
   return trouble ? kExitReport : kExitOk;
 }
 
@@ -152,8 +161,11 @@ Status write_atomically(const std::string& path, const std::string& data) {
     if (!out) return fail(Errc::PreconditionFailed, "cannot write " + tmp);
   }
   std::error_code ec;
-  std::filesystem::permissions(tmp, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
-                                        std::filesystem::perms::group_read | std::filesystem::perms::others_read, ec);
+  std::filesystem::permissions(
+      tmp,
+      std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
+          std::filesystem::perms::group_read | std::filesystem::perms::others_read,
+      ec);
   std::filesystem::rename(tmp, path, ec);
   if (ec) {
     std::filesystem::remove(tmp, ec);
@@ -169,8 +181,10 @@ int cmd_audit(Context& ctx, const AuditArgs& a) {
   std::string format = a.format;
   if (format.empty()) format = (a.output.empty() && stdout_is_terminal()) ? "table" : "json";
   std::string text;
-  if (format == "json") text = report.to_json().dump(2) + "\n";
-  else if (format == "prometheus") text = report.to_prometheus();
+  if (format == "json")
+    text = report.to_json().dump(2) + "\n";
+  else if (format == "prometheus")
+    text = report.to_prometheus();
   else {
     std::ostringstream ss;
     report.print_table(ss, a.output.empty() && stdout_is_terminal());
@@ -196,16 +210,16 @@ int cmd_audit(Context& ctx, const AuditArgs& a) {
       return kExitError;
     }
     if (!ctx.options().quiet)
-      std::cout << "audit: " << (report.compliant() ? "compliant" : "not compliant") << "; " << format
-                << " report written to " << a.output << "\n";
+      std::cout << "audit: " << (report.compliant() ? "compliant" : "not compliant") << "; "
+                << format << " report written to " << a.output << "\n";
   }
   return report.exit_code();
 }
 
 struct ScheduleArgs {
   std::string inventory, cron, on_calendar = "*-*-* 03:17:00",
-      textfile = "/var/lib/prometheus/node-exporter/labctl.prom", unit_name = "labctl-audit",
-      unit_dir = "/etc/systemd/system";
+                               textfile = "/var/lib/prometheus/node-exporter/labctl.prom",
+                               unit_name = "labctl-audit", unit_dir = "/etc/systemd/system";
   bool systemd = false, install = false;
 };
 
@@ -246,7 +260,9 @@ int cmd_schedule(Context& ctx, const ScheduleArgs& a) {
   }
   auto units = systemd_units(o);
   if (!a.install) {
-    std::cout << "# " << a.unit_name << ".service\n" << units.service << "\n# " << a.unit_name << ".timer\n" << units.timer;
+    std::cout << "# " << a.unit_name << ".service\n"
+              << units.service << "\n# " << a.unit_name << ".timer\n"
+              << units.timer;
     return kExitOk;
   }
   auto r = install_systemd(units, a.unit_name, a.unit_dir);
@@ -254,7 +270,8 @@ int cmd_schedule(Context& ctx, const ScheduleArgs& a) {
     std::cerr << "labctl audit schedule: " << r.error().message() << "\n";
     return kExitError;
   }
-  std::cout << *r << "\nenable it with: systemctl daemon-reload && systemctl enable --now " << a.unit_name << ".timer\n";
+  std::cout << *r << "\nenable it with: systemctl daemon-reload && systemctl enable --now "
+            << a.unit_name << ".timer\n";
   return kExitOk;
 }
 
@@ -267,10 +284,17 @@ struct HistoryArgs {
 };
 
 json step_json(const StepRecord& s) {
-  json j = {{"id", s.id},       {"run", s.run_id},        {"device", s.device},
-            {"seq", s.seq},     {"key", s.key},           {"action", s.action},
-            {"title", s.title}, {"status", step_status_name(s.status)}, {"attempts", s.attempts},
-            {"error_code", s.error_code}, {"error", s.error_message}};
+  json j = {{"id", s.id},
+            {"run", s.run_id},
+            {"device", s.device},
+            {"seq", s.seq},
+            {"key", s.key},
+            {"action", s.action},
+            {"title", s.title},
+            {"status", step_status_name(s.status)},
+            {"attempts", s.attempts},
+            {"error_code", s.error_code},
+            {"error", s.error_message}};
   j["started_at"] = s.started_at ? json(*s.started_at) : json(nullptr);
   j["finished_at"] = s.finished_at ? json(*s.finished_at) : json(nullptr);
   return j;
@@ -290,7 +314,8 @@ int cmd_history(Context& ctx, const HistoryArgs& a) {
     }
     if (a.json) {
       json arr = json::array();
-      for (const auto& s : *steps) arr.push_back(step_json(s));
+      for (const auto& s : *steps)
+        arr.push_back(step_json(s));
       std::cout << json{{"device", a.device}, {"steps", arr}}.dump(2) << "\n";
     } else if (steps->empty()) {
       std::cout << "no steps recorded for " << a.device << "\n";
@@ -298,7 +323,8 @@ int cmd_history(Context& ctx, const HistoryArgs& a) {
       for (const auto& s : *steps)
         std::cout << (s.started_at ? format_time(*s.started_at) : std::string(19, ' ')) << "  run "
                   << s.run_id << "  " << std::left << std::setw(8) << step_status_name(s.status)
-                  << "  " << s.title << (s.error_message.empty() ? "" : "  (" + s.error_message + ")") << "\n";
+                  << "  " << s.title
+                  << (s.error_message.empty() ? "" : "  (" + s.error_message + ")") << "\n";
     }
     return kExitOk;
   }
@@ -316,16 +342,25 @@ int cmd_history(Context& ctx, const HistoryArgs& a) {
     const auto& r = **run;
     if (a.json) {
       json arr = json::array();
-      for (const auto& s : *steps) arr.push_back(step_json(s));
-      std::cout << json{{"id", r.id}, {"kind", r.kind}, {"inventory", r.inventory}, {"status", r.status},
-                        {"started_at", r.started_at}, {"summary", r.summary}, {"steps", arr}}.dump(2) << "\n";
+      for (const auto& s : *steps)
+        arr.push_back(step_json(s));
+      std::cout << json{{"id", r.id},
+                        {"kind", r.kind},
+                        {"inventory", r.inventory},
+                        {"status", r.status},
+                        {"started_at", r.started_at},
+                        {"summary", r.summary},
+                        {"steps", arr}}
+                       .dump(2)
+                << "\n";
       return kExitOk;
     }
-    std::cout << "run " << r.id << "  " << r.kind << "  " << r.status << "  " << format_time(r.started_at)
-              << "  " << r.inventory << "\n";
+    std::cout << "run " << r.id << "  " << r.kind << "  " << r.status << "  "
+              << format_time(r.started_at) << "  " << r.inventory << "\n";
     for (const auto& s : *steps)
-      std::cout << "  " << std::left << std::setw(16) << s.device << std::setw(9) << step_status_name(s.status)
-                << s.title << (s.error_message.empty() ? "" : "  (" + s.error_message + ")") << "\n";
+      std::cout << "  " << std::left << std::setw(16) << s.device << std::setw(9)
+                << step_status_name(s.status) << s.title
+                << (s.error_message.empty() ? "" : "  (" + s.error_message + ")") << "\n";
     if (steps->empty()) std::cout << "  (no steps)\n";
     return kExitOk;
   }
@@ -338,12 +373,17 @@ int cmd_history(Context& ctx, const HistoryArgs& a) {
   if (a.json) {
     json rs = json::array(), as = json::array();
     for (const auto& r : *runs)
-      rs.push_back({{"id", r.id}, {"kind", r.kind}, {"inventory", r.inventory}, {"status", r.status},
+      rs.push_back({{"id", r.id},
+                    {"kind", r.kind},
+                    {"inventory", r.inventory},
+                    {"status", r.status},
                     {"started_at", r.started_at},
                     {"finished_at", r.finished_at ? json(*r.finished_at) : json(nullptr)},
                     {"summary", r.summary}});
     for (const auto& x : *audits)
-      as.push_back({{"id", x.id}, {"inventory", x.inventory}, {"started_at", x.started_at},
+      as.push_back({{"id", x.id},
+                    {"inventory", x.inventory},
+                    {"started_at", x.started_at},
                     {"exit_code", x.exit_code}});
     std::cout << json{{"runs", rs}, {"audits", as}}.dump(2) << "\n";
     return kExitOk;
@@ -354,15 +394,16 @@ int cmd_history(Context& ctx, const HistoryArgs& a) {
   }
   for (const auto& r : *runs) {
     std::cout << std::right << std::setw(5) << r.id << "  " << format_time(r.started_at) << "  "
-              << std::left << std::setw(6) << r.kind << "  " << std::setw(11) << r.status << "  " << r.inventory;
+              << std::left << std::setw(6) << r.kind << "  " << std::setw(11) << r.status << "  "
+              << r.inventory;
     if (r.summary.is_object() && r.summary.contains("steps"))
-      std::cout << "  (" << r.summary.value("devices", 0) << " devices, " << r.summary.value("steps", 0)
-                << " steps)";
+      std::cout << "  (" << r.summary.value("devices", 0) << " devices, "
+                << r.summary.value("steps", 0) << " steps)";
     std::cout << "\n";
   }
   for (const auto& x : *audits)
-    std::cout << "audit " << x.id << "  " << format_time(x.started_at) << "  exit " << x.exit_code << "  "
-              << x.inventory << "\n";
+    std::cout << "audit " << x.id << "  " << format_time(x.started_at) << "  exit " << x.exit_code
+              << "  " << x.inventory << "\n";
   return kExitOk;
 }
 
@@ -394,12 +435,14 @@ int cmd_device_verb(Context& ctx, const std::string& noun, DeviceVerbArgs a) {
     auto g = text::closest(a.device, candidates);
     std::cerr << "labctl " << noun << ": no device '" << a.device << "' in " << a.inventory
               << (g.empty() ? "" : " (did you mean '" + g + "'?)") << "; " << noun << " devices: "
-              << (candidates.empty() ? std::string("none") : text::join_list(candidates, ", ")) << "\n";
+              << (candidates.empty() ? std::string("none") : text::join_list(candidates, ", "))
+              << "\n";
     return kExitError;
   }
   auto* plugin = ctx.registry().find(dev->type);
   if (!plugin || plugin->cli_noun() != noun) {
-    std::cerr << "labctl " << noun << ": '" << dev->name << "' is a " << dev->type << ", not a " << noun << "\n";
+    std::cerr << "labctl " << noun << ": '" << dev->name << "' is a " << dev->type << ", not a "
+              << noun << "\n";
     return kExitError;
   }
   auto verbs = plugin->verbs();
@@ -407,18 +450,22 @@ int cmd_device_verb(Context& ctx, const std::string& noun, DeviceVerbArgs a) {
     os << "verbs for " << dev->name << " (" << dev->type << "):\n";
     for (const auto& v : verbs) {
       std::string usage = v.name;
-      for (const auto& arg : v.args) usage += arg.required ? " " + arg.name : " [" + arg.name + "]";
-      os << "  " << std::left << std::setw(24) << usage << v.summary << (v.writes ? " (changes the device)" : "") << "\n";
+      for (const auto& arg : v.args)
+        usage += arg.required ? " " + arg.name : " [" + arg.name + "]";
+      os << "  " << std::left << std::setw(24) << usage << v.summary
+         << (v.writes ? " (changes the device)" : "") << "\n";
     }
   };
   if (a.verb.empty()) {
     list_verbs(std::cout);
     return kExitOk;
   }
-  auto vit = std::find_if(verbs.begin(), verbs.end(), [&](const auto& v) { return v.name == a.verb; });
+  auto vit =
+      std::find_if(verbs.begin(), verbs.end(), [&](const auto& v) { return v.name == a.verb; });
   if (vit == verbs.end()) {
     std::vector<std::string> names;
-    for (const auto& v : verbs) names.push_back(v.name);
+    for (const auto& v : verbs)
+      names.push_back(v.name);
     auto g = text::closest(a.verb, names);
     std::cerr << "labctl " << noun << " " << dev->name << ": unknown verb '" << a.verb << "'"
               << (g.empty() ? "" : " (did you mean '" + g + "'?)") << "\n";
@@ -430,16 +477,17 @@ int cmd_device_verb(Context& ctx, const std::string& noun, DeviceVerbArgs a) {
   for (const auto& arg : vit->args) {
     if (i >= a.rest.size()) {
       if (arg.required) {
-        std::cerr << "labctl " << noun << " " << dev->name << " " << a.verb << ": missing " << arg.name
-                  << " (" << arg.help << ")\n";
+        std::cerr << "labctl " << noun << " " << dev->name << " " << a.verb << ": missing "
+                  << arg.name << " (" << arg.help << ")\n";
         return kExitError;
       }
       continue;
     }
     const std::string& v = a.rest[i++];
-    if (!arg.choices.empty() && std::find(arg.choices.begin(), arg.choices.end(), v) == arg.choices.end()) {
-      std::cerr << "labctl " << noun << " " << dev->name << " " << a.verb << ": " << arg.name << " '" << v
-                << "' is not one of " << text::join_list(arg.choices, ", ") << "\n";
+    if (!arg.choices.empty() &&
+        std::find(arg.choices.begin(), arg.choices.end(), v) == arg.choices.end()) {
+      std::cerr << "labctl " << noun << " " << dev->name << " " << a.verb << ": " << arg.name
+                << " '" << v << "' is not one of " << text::join_list(arg.choices, ", ") << "\n";
       return kExitError;
     }
     args[arg.name] = v;
@@ -456,24 +504,29 @@ int cmd_device_verb(Context& ctx, const std::string& noun, DeviceVerbArgs a) {
   }
   auto r = (*agent)->run_verb(*dev, a.verb, args);
   if (!r) {
-    std::cerr << "labctl " << noun << " " << dev->name << " " << a.verb << ": " << r.error().message()
-              << " [" << errc_name(r.error().code()) << "]\n";
+    std::cerr << "labctl " << noun << " " << dev->name << " " << a.verb << ": "
+              << r.error().message() << " [" << errc_name(r.error().code()) << "]\n";
     return kExitError;
   }
-  if (a.json) std::cout << r->data.dump(2) << "\n";
-  else std::cout << r->text;
+  if (a.json)
+    std::cout << r->data.dump(2) << "\n";
+  else
+    std::cout << r->text;
   return kExitOk;
 }
 
 // plugins ---------------------------------------------------------------------------------------
 void describe_keys(std::ostream& os, const std::vector<inventory::KeySpec>& keys, int indent) {
   for (const auto& k : keys) {
-    os << std::string(static_cast<std::size_t>(indent), ' ') << k.name << ": " << inventory::kind_name(k.kind);
-    if (k.kind == inventory::Kind::List && !k.item.empty()) os << " of " << inventory::kind_name(k.item[0].kind);
+    os << std::string(static_cast<std::size_t>(indent), ' ') << k.name << ": "
+       << inventory::kind_name(k.kind);
+    if (k.kind == inventory::Kind::List && !k.item.empty())
+      os << " of " << inventory::kind_name(k.item[0].kind);
     if (k.required) os << ", required";
     if (!k.choices.empty()) os << " (" << text::join_list(k.choices, ", ") << ")";
     if (k.min || k.max)
-      os << " [" << (k.min ? std::to_string(*k.min) : "") << ".." << (k.max ? std::to_string(*k.max) : "") << "]";
+      os << " [" << (k.min ? std::to_string(*k.min) : "") << ".."
+         << (k.max ? std::to_string(*k.max) : "") << "]";
     if (!k.default_value.is_null()) os << ", default " << k.default_value.dump();
     if (!k.doc.empty()) os << " — " << k.doc;
     os << "\n";
@@ -485,25 +538,29 @@ void describe_keys(std::ostream& os, const std::vector<inventory::KeySpec>& keys
 int cmd_plugins(Context& ctx, const std::string& type) {
   if (type.empty()) {
     for (const auto& p : ctx.registry().all())
-      std::cout << std::left << std::setw(18) << p->type() << std::setw(12) << p->cli_noun() << p->schema().summary << "\n";
+      std::cout << std::left << std::setw(18) << p->type() << std::setw(12) << p->cli_noun()
+                << p->schema().summary << "\n";
     return kExitOk;
   }
   auto* p = ctx.registry().find(type);
   if (!p) {
     auto g = text::closest(type, ctx.registry().types());
-    std::cerr << "labctl plugins: no type '" << type << "'" << (g.empty() ? "" : " (did you mean '" + g + "'?)") << "\n";
+    std::cerr << "labctl plugins: no type '" << type << "'"
+              << (g.empty() ? "" : " (did you mean '" + g + "'?)") << "\n";
     return kExitError;
   }
   const auto& s = p->schema();
   std::cout << s.type << " — " << s.summary << "\n";
   std::cout << "CLI: labctl " << p->cli_noun() << " NAME VERB\n";
-  if (!s.capabilities.empty()) std::cout << "capabilities: " << text::join_list(s.capabilities, ", ") << "\n";
+  if (!s.capabilities.empty())
+    std::cout << "capabilities: " << text::join_list(s.capabilities, ", ") << "\n";
   std::cout << "common keys: name, type, model" << (s.model_required ? " (required)" : "")
             << ", description, mac, ip, segment, agent, firmware, after\n";
   std::cout << "keys:\n";
   describe_keys(std::cout, s.keys, 2);
   std::cout << "verbs:\n";
-  for (const auto& v : p->verbs()) std::cout << "  " << v.name << " — " << v.summary << "\n";
+  for (const auto& v : p->verbs())
+    std::cout << "  " << v.name << " — " << v.summary << "\n";
   return kExitOk;
 }
 
@@ -515,8 +572,11 @@ int run_cli(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();
   GlobalOptions g;
-  app.add_option("--state-dir", g.state_dir, "state directory (default $LABCTL_STATE_DIR, /var/lib/labctl as root, else $XDG_STATE_HOME/labctl)");
-  app.add_option("--catalog", g.catalog, "firmware catalog to use instead of the inventory's or the shipped one");
+  app.add_option("--state-dir", g.state_dir,
+                 "state directory (default $LABCTL_STATE_DIR, /var/lib/labctl as root, else "
+                 "$XDG_STATE_HOME/labctl)");
+  app.add_option("--catalog", g.catalog,
+                 "firmware catalog to use instead of the inventory's or the shipped one");
   app.add_flag("-q,--quiet", g.quiet, "print errors only");
   app.add_flag("-v,--verbose", g.verbose, "more detail on stderr");
 
@@ -529,35 +589,52 @@ int run_cli(int argc, char** argv) {
 
   // validate
   ValidateArgs va;
-  auto* validate = app.add_subcommand("validate", "load and check an inventory and its catalog; every problem with file:line:column");
+  auto* validate = app.add_subcommand(
+      "validate",
+      "load and check an inventory and its catalog; every problem with file:line:column");
   validate->add_option("inventory", va.inventory, "inventory YAML file")->required();
   validate->add_flag("--json", va.json, "diagnostics as JSON");
   validate->callback([&] { outcome.code = cmd_validate(context(), va); });
 
   // plan
   PlanArgs pa;
-  auto* plan = app.add_subcommand("plan", "what apply would do, device by device, step by step, every firmware hop with its reason; changes nothing");
+  auto* plan = app.add_subcommand("plan",
+                                  "what apply would do, device by device, step by step, every "
+                                  "firmware hop with its reason; changes nothing");
   plan->add_option("inventory", pa.inventory, "inventory YAML file")->required();
   plan->add_flag("--json", pa.json, "the plan as JSON (docs/plan.md)");
-  plan->add_option("--parallel", pa.parallel, "devices probed at once")->check(CLI::Range(1, 1024))->capture_default_str();
+  plan->add_option("--parallel", pa.parallel, "devices probed at once")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
   plan->add_option("--only", pa.only, "plan only this device (repeatable)");
   plan->callback([&] { outcome.code = cmd_plan(context(), pa); });
 
   // apply
   ApplyArgs aa;
   std::string retry_delay = "2s", step_timeout = "30m";
-  auto* apply = app.add_subcommand("apply", "carry the plan out, journaling every step; resumes an interrupted run");
+  auto* apply = app.add_subcommand(
+      "apply", "carry the plan out, journaling every step; resumes an interrupted run");
   apply->add_option("inventory", aa.inventory, "inventory YAML file")->required();
   apply->add_flag("-y,--yes", aa.yes, "do not ask for confirmation");
   apply->add_flag("--dry-run", aa.dry_run, "show what would run; execute nothing");
-  apply->add_option("--parallel", aa.exec.parallel, "devices worked on at once")->check(CLI::Range(1, 1024))->capture_default_str();
+  apply->add_option("--parallel", aa.exec.parallel, "devices worked on at once")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
   apply->add_option("--only", aa.only, "work on this device only (repeatable)");
-  apply->add_option("--attempts", aa.exec.attempts, "tries per step when a device is unreachable or times out")->check(CLI::Range(1, 100))->capture_default_str();
-  apply->add_option("--retry-delay", retry_delay, "first wait before a retry; doubles each time")->capture_default_str();
-  apply->add_option("--step-timeout", step_timeout, "limit for a step that sets none")->capture_default_str();
+  apply
+      ->add_option("--attempts", aa.exec.attempts,
+                   "tries per step when a device is unreachable or times out")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  apply->add_option("--retry-delay", retry_delay, "first wait before a retry; doubles each time")
+      ->capture_default_str();
+  apply->add_option("--step-timeout", step_timeout, "limit for a step that sets none")
+      ->capture_default_str();
   apply->callback([&] {
     auto rd = text::parse_duration_ms(retry_delay), st = text::parse_duration_ms(step_timeout);
-    if (!rd || !st) throw CLI::ValidationError("--retry-delay/--step-timeout", "expected a duration such as 500ms, 2s, 5m");
+    if (!rd || !st)
+      throw CLI::ValidationError("--retry-delay/--step-timeout",
+                                 "expected a duration such as 500ms, 2s, 5m");
     aa.exec.retry_delay = std::chrono::milliseconds(*rd);
     aa.exec.step_timeout = std::chrono::milliseconds(*st);
     outcome.code = cmd_apply(context(), aa);
@@ -565,22 +642,38 @@ int run_cli(int argc, char** argv) {
 
   // audit
   AuditArgs au;
-  auto* audit = app.add_subcommand("audit", "probe every device and report firmware drift, unreachable devices and security findings (exit 0 compliant, 2 drift or findings, 1 could not complete)");
+  auto* audit = app.add_subcommand(
+      "audit",
+      "probe every device and report firmware drift, unreachable devices and security findings "
+      "(exit 0 compliant, 2 drift or findings, 1 could not complete)");
   audit->add_option("inventory", au.inventory, "inventory YAML file");
-  audit->add_option("--format", au.format, "table (default on a terminal), json (docs/audit.md) or prometheus")
+  audit
+      ->add_option("--format", au.format,
+                   "table (default on a terminal), json (docs/audit.md) or prometheus")
       ->check(CLI::IsMember({"table", "json", "prometheus"}));
-  audit->add_option("--output", au.output, "write the report to FILE atomically instead of standard output");
-  audit->add_option("--parallel", au.parallel, "devices probed at once")->check(CLI::Range(1, 1024))->capture_default_str();
+  audit->add_option("--output", au.output,
+                    "write the report to FILE atomically instead of standard output");
+  audit->add_option("--parallel", au.parallel, "devices probed at once")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
   ScheduleArgs sa;
-  auto* schedule = audit->add_subcommand("schedule", "print (or --install) the crontab line or the systemd service and timer that run the audit");
+  auto* schedule = audit->add_subcommand(
+      "schedule",
+      "print (or --install) the crontab line or the systemd service and timer that run the audit");
   schedule->add_option("inventory", sa.inventory, "inventory YAML file")->required();
   auto* cron_opt = schedule->add_option("--cron", sa.cron, "cron expression, e.g. '17 3 * * *'");
-  auto* systemd_flag = schedule->add_flag("--systemd", sa.systemd, "a systemd service and timer instead of a crontab line");
+  auto* systemd_flag = schedule->add_flag("--systemd", sa.systemd,
+                                          "a systemd service and timer instead of a crontab line");
   cron_opt->excludes(systemd_flag);
-  schedule->add_option("--on-calendar", sa.on_calendar, "systemd OnCalendar= for --systemd")->capture_default_str();
-  schedule->add_option("--textfile", sa.textfile, "where the Prometheus report goes (node_exporter's textfile directory)")->capture_default_str();
+  schedule->add_option("--on-calendar", sa.on_calendar, "systemd OnCalendar= for --systemd")
+      ->capture_default_str();
+  schedule
+      ->add_option("--textfile", sa.textfile,
+                   "where the Prometheus report goes (node_exporter's textfile directory)")
+      ->capture_default_str();
   schedule->add_option("--unit-name", sa.unit_name, "systemd unit name")->capture_default_str();
-  schedule->add_option("--unit-dir", sa.unit_dir, "where --install writes systemd units")->capture_default_str();
+  schedule->add_option("--unit-dir", sa.unit_dir, "where --install writes systemd units")
+      ->capture_default_str();
   schedule->add_flag("--install", sa.install, "install them (the user's crontab, or --unit-dir)");
   schedule->callback([&] { outcome.code = cmd_schedule(context(), sa); });
   audit->callback([&] {
@@ -602,20 +695,36 @@ int run_cli(int argc, char** argv) {
   auto* firmware = app.add_subcommand("firmware", "the local firmware store");
   firmware->require_subcommand(1);
   std::vector<std::string> fw_files;
-  auto* fw_import = firmware->add_subcommand("import", "unpack vendor bundles into the store and pin their checksums");
+  auto* fw_import = firmware->add_subcommand(
+      "import", "unpack vendor bundles into the store and pin their checksums");
   fw_import->add_option("files", fw_files, "bundles or images")->required();
-  fw_import->callback([&] { outcome.code = unavailable("firmware import", "the firmware store and bundle import arrive with the phone and drive plugins"); });
-  firmware->add_subcommand("list", "what the store holds")->callback([&] { outcome.code = unavailable("firmware list", "the firmware store is still being built"); });
-  firmware->add_subcommand("fetch", "download catalog firmware from its mirrors")->callback([&] { outcome.code = unavailable("firmware fetch", "mirror downloads arrive with the firmware store"); });
-  auto* fw_verify = firmware->add_subcommand("verify", "check images against the catalog and their formats");
+  fw_import->callback([&] {
+    outcome.code =
+        unavailable("firmware import",
+                    "the firmware store and bundle import arrive with the phone and drive plugins");
+  });
+  firmware->add_subcommand("list", "what the store holds")->callback([&] {
+    outcome.code = unavailable("firmware list", "the firmware store is still being built");
+  });
+  firmware->add_subcommand("fetch", "download catalog firmware from its mirrors")->callback([&] {
+    outcome.code = unavailable("firmware fetch", "mirror downloads arrive with the firmware store");
+  });
+  auto* fw_verify =
+      firmware->add_subcommand("verify", "check images against the catalog and their formats");
   fw_verify->add_option("files", fw_files, "images");
-  fw_verify->callback([&] { outcome.code = unavailable("firmware verify", "image verification arrives with the device plugins"); });
+  fw_verify->callback([&] {
+    outcome.code =
+        unavailable("firmware verify", "image verification arrives with the device plugins");
+  });
 
   // serve
   std::string serve_inv;
-  auto* serve = app.add_subcommand("serve", "run the network services (TFTP, DHCP) and device watchers in the foreground");
+  auto* serve = app.add_subcommand(
+      "serve", "run the network services (TFTP, DHCP) and device watchers in the foreground");
   serve->add_option("inventory", serve_inv, "inventory YAML file")->required();
-  serve->callback([&] { outcome.code = unavailable("serve", "the TFTP and DHCP services are still being built"); });
+  serve->callback([&] {
+    outcome.code = unavailable("serve", "the TFTP and DHCP services are still being built");
+  });
 
   // dhcp
   auto* dhcp = app.add_subcommand("dhcp", "the DHCP service and configuration helpers");
@@ -623,11 +732,14 @@ int run_cli(int argc, char** argv) {
   struct {
     std::string tftp, format = "isc", interface, range, router, dns, tftp_name, lease_db;
   } dh;
-  auto* dopt = dhcp->add_subcommand("options", "the exact lines for another DHCP server: option 150 as a list of addresses, option 66 as text");
+  auto* dopt = dhcp->add_subcommand("options",
+                                    "the exact lines for another DHCP server: option 150 as a list "
+                                    "of addresses, option 66 as text");
   dopt->add_option("--tftp", dh.tftp, "TFTP server addresses, comma-separated")->required();
   dopt->add_option("--format", dh.format, "isc, kea, dnsmasq, cisco-ios, mikrotik or hex")
       ->check(CLI::IsMember({"isc", "kea", "dnsmasq", "cisco-ios", "mikrotik", "hex"}));
-  dopt->callback([&] { outcome.code = unavailable("dhcp options", "arrives with the DHCP service"); });
+  dopt->callback(
+      [&] { outcome.code = unavailable("dhcp options", "arrives with the DHCP service"); });
   auto* dserve = dhcp->add_subcommand("serve", "serve one segment without an inventory");
   dserve->add_option("--interface", dh.interface, "interface")->required();
   dserve->add_option("--range", dh.range, "FIRST-LAST")->required();
@@ -636,8 +748,11 @@ int run_cli(int argc, char** argv) {
   dserve->add_option("--tftp", dh.tftp, "TFTP servers (option 150, and 66)");
   dserve->add_option("--tftp-name", dh.tftp_name, "option 66 text");
   dserve->add_option("--lease-db", dh.lease_db, "lease database");
-  dserve->callback([&] { outcome.code = unavailable("dhcp serve", "the DHCP service is still being built"); });
-  dhcp->add_subcommand("leases", "list leases")->callback([&] { outcome.code = unavailable("dhcp leases", "the DHCP service is still being built"); });
+  dserve->callback(
+      [&] { outcome.code = unavailable("dhcp serve", "the DHCP service is still being built"); });
+  dhcp->add_subcommand("leases", "list leases")->callback([&] {
+    outcome.code = unavailable("dhcp leases", "the DHCP service is still being built");
+  });
 
   // tftp
   auto* tftp = app.add_subcommand("tftp", "the TFTP server alone, and a diagnostic client");
@@ -651,13 +766,16 @@ int run_cli(int argc, char** argv) {
   tserve->add_option("--port", tf.port, "UDP port")->check(CLI::Range(1, 65535));
   tserve->add_option("--bind", tf.bind, "address to listen on");
   tserve->add_option("--log", tf.log, "JSON-lines event log");
-  tserve->callback([&] { outcome.code = unavailable("tftp serve", "the TFTP service is still being built"); });
+  tserve->callback(
+      [&] { outcome.code = unavailable("tftp serve", "the TFTP service is still being built"); });
   auto* tget = tftp->add_subcommand("get", "fetch a file: tftp://HOST[:PORT]/NAME");
   tget->add_option("url", tf.url, "tftp:// URL")->required();
   tget->add_option("-o,--output", tf.out, "output file");
   tget->add_option("--blksize", tf.blksize, "block size")->check(CLI::Range(8, 65464));
-  tget->add_option("--windowsize", tf.windowsize, "window size (RFC 7440)")->check(CLI::Range(1, 65535));
-  tget->callback([&] { outcome.code = unavailable("tftp get", "the TFTP client is still being built"); });
+  tget->add_option("--windowsize", tf.windowsize, "window size (RFC 7440)")
+      ->check(CLI::Range(1, 65535));
+  tget->callback(
+      [&] { outcome.code = unavailable("tftp get", "the TFTP client is still being built"); });
 
   // per-device nouns
   struct NounSpec {
@@ -665,7 +783,9 @@ int run_cli(int argc, char** argv) {
     const char* help;
   };
   static const NounSpec nouns[] = {
-      {"bmc", "a server's BMC: info, power, sensors, users, firmware (e.g. labctl bmc server1 power cycle)"},
+      {"bmc",
+       "a server's BMC: info, power, sensors, users, firmware (e.g. labctl bmc server1 power "
+       "cycle)"},
       {"phone", "an IP phone: info, doctor, ..."},
       {"hypervisor", "a hypervisor host: info, vms, start, stop, snapshot"},
       {"drive", "an optical drive: identify, audit, flash"},
@@ -674,28 +794,38 @@ int run_cli(int argc, char** argv) {
   for (const auto& n : nouns) {
     auto args = std::make_unique<DeviceVerbArgs>();
     auto* sub = app.add_subcommand(n.noun, n.help);
-    sub->add_option("-i,--inventory", args->inventory, "inventory (default $LABCTL_INVENTORY or /etc/labctl/inventory.yaml)");
+    sub->add_option("-i,--inventory", args->inventory,
+                    "inventory (default $LABCTL_INVENTORY or /etc/labctl/inventory.yaml)");
     sub->add_flag("--json", args->json, "as JSON");
     sub->add_option("name", args->device, "device name in the inventory")->required();
     sub->add_option("verb", args->verb, "what to do; leave out to list the verbs");
     sub->add_option("args", args->rest, "the verb's arguments");
     auto* raw = args.get();
     std::string noun = n.noun;
-    sub->callback([&outcome, &context, raw, noun] { outcome.code = cmd_device_verb(context(), noun, *raw); });
+    sub->callback(
+        [&outcome, &context, raw, noun] { outcome.code = cmd_device_verb(context(), noun, *raw); });
     noun_cmds.emplace_back(sub, std::move(args));
   }
 
   // agent
   auto* agent = app.add_subcommand("agent", "remote agents: certificates, status, systemd unit");
   agent->require_subcommand(1);
-  agent->add_subcommand("init", "create a CA, the controller's and agents' certificates and agent configs")
-      ->callback([&] { outcome.code = unavailable("agent init", "remote agents are still being built"); });
-  agent->add_subcommand("status", "an agent's health")->callback([&] { outcome.code = unavailable("agent status", "remote agents are still being built"); });
-  agent->add_subcommand("install-unit", "install the agent's systemd unit")->callback([&] { outcome.code = unavailable("agent install-unit", "remote agents are still being built"); });
+  agent
+      ->add_subcommand("init",
+                       "create a CA, the controller's and agents' certificates and agent configs")
+      ->callback(
+          [&] { outcome.code = unavailable("agent init", "remote agents are still being built"); });
+  agent->add_subcommand("status", "an agent's health")->callback([&] {
+    outcome.code = unavailable("agent status", "remote agents are still being built");
+  });
+  agent->add_subcommand("install-unit", "install the agent's systemd unit")->callback([&] {
+    outcome.code = unavailable("agent install-unit", "remote agents are still being built");
+  });
 
   // plugins
   std::string plugin_type;
-  auto* plugins_cmd = app.add_subcommand("plugins", "device types this labctl knows, and their inventory keys");
+  auto* plugins_cmd =
+      app.add_subcommand("plugins", "device types this labctl knows, and their inventory keys");
   plugins_cmd->add_option("type", plugin_type, "describe one type's keys and verbs");
   plugins_cmd->callback([&] { outcome.code = cmd_plugins(context(), plugin_type); });
 

@@ -43,7 +43,8 @@ agents::AgentSet& Context::agents(const inventory::Inventory& inv) {
     lo.state_dir = state_dir();
     lo.catalog = inv.catalog.get();
     lo.cancel = &cancel_;
-    agents_ = std::make_unique<agents::AgentSet>(std::make_unique<agents::LocalAgent>(registry_, lo));
+    agents_ =
+        std::make_unique<agents::AgentSet>(std::make_unique<agents::LocalAgent>(registry_, lo));
   }
   return *agents_;
 }

@@ -33,14 +33,20 @@ class Runner {
   Runner(const inventory::Inventory& inv, agents::AgentSet& agents, StateStore& store,
          std::vector<StepRecord> steps, const ApplyOptions& options, ProgressSink& progress,
          const std::atomic<bool>& stop, const std::atomic<bool>& cancel)
-      : inv_(inv), agents_(agents), store_(store), options_(options), progress_(progress),
-        stop_(stop), cancel_(cancel) {
+      : inv_(inv),
+        agents_(agents),
+        store_(store),
+        options_(options),
+        progress_(progress),
+        stop_(stop),
+        cancel_(cancel) {
     for (auto& s : steps) {
       if (!by_device_.count(s.device)) order_.push_back(s.device);
       by_device_[s.device].push_back(std::move(s));
     }
     for (auto& [d, list] : by_device_)
-      std::sort(list.begin(), list.end(), [](const auto& a, const auto& b) { return a.seq < b.seq; });
+      std::sort(list.begin(), list.end(),
+                [](const auto& a, const auto& b) { return a.seq < b.seq; });
     const std::set<std::string> in_run(order_.begin(), order_.end());
     for (const auto& d : order_) {
       state_[d] = State::Waiting;
@@ -61,19 +67,23 @@ class Runner {
     progress_.run_started(order_.size(), total, done);
     const int n = std::clamp(options_.parallel, 1, std::max(1, static_cast<int>(order_.size())));
     std::vector<std::thread> threads;
-    for (int i = 1; i < n; ++i) threads.emplace_back([this] { worker(); });
+    for (int i = 1; i < n; ++i)
+      threads.emplace_back([this] { worker(); });
     worker();
-    for (auto& t : threads) t.join();
+    for (auto& t : threads)
+      t.join();
     for (const auto& d : order_)  // only a dependency cycle leaves a device waiting
       if (state_[d] == State::Waiting)
-        outcomes_[d] = {d, DeviceOutcome::Status::Skipped, 0, already_done(d), "", "skipped: its dependencies form a cycle"};
+        outcomes_[d] = {d,  DeviceOutcome::Status::Skipped,          0, already_done(d),
+                        "", "skipped: its dependencies form a cycle"};
     progress_.run_finished();
     ApplyReport report;
     report.elapsed = since(start);
-    for (const auto& d : order_) report.devices.push_back(outcomes_[d]);
-    report.interrupted = std::any_of(report.devices.begin(), report.devices.end(), [](const auto& o) {
-      return o.status == DeviceOutcome::Status::Interrupted;
-    });
+    for (const auto& d : order_)
+      report.devices.push_back(outcomes_[d]);
+    report.interrupted =
+        std::any_of(report.devices.begin(), report.devices.end(),
+                    [](const auto& o) { return o.status == DeviceOutcome::Status::Interrupted; });
     return report;
   }
 
@@ -90,20 +100,24 @@ class Runner {
         if (state_[d] != State::Waiting) continue;
         if (stop_.load()) {
           state_[d] = State::Interrupted;
-          outcomes_[d] = {d, DeviceOutcome::Status::Interrupted, 0, already_done(d), "", "not started: stopped by the operator"};
+          outcomes_[d] = {d,  DeviceOutcome::Status::Interrupted,    0, already_done(d),
+                          "", "not started: stopped by the operator"};
           continue;
         }
         bool ready = true;
         std::string blocked_by;
         for (const auto& dep : deps_[d]) {
           State s = state_[dep];
-          if (s == State::Failed || s == State::Skipped || s == State::Interrupted) blocked_by = dep;
-          else if (s != State::Done) ready = false;
+          if (s == State::Failed || s == State::Skipped || s == State::Interrupted)
+            blocked_by = dep;
+          else if (s != State::Done)
+            ready = false;
         }
         if (!blocked_by.empty()) {
           state_[d] = State::Skipped;
-          outcomes_[d] = {d, DeviceOutcome::Status::Skipped, 0, already_done(d), "",
-                          "skipped: it comes after '" + blocked_by + "', which did not finish"};
+          outcomes_[d] = {d,  DeviceOutcome::Status::Skipped,
+                          0,  already_done(d),
+                          "", "skipped: it comes after '" + blocked_by + "', which did not finish"};
           progress_.device_finished(d, false, outcomes_[d].reason);
           cv_.notify_all();
           continue;
@@ -114,7 +128,8 @@ class Runner {
         }
         waiting_left = true;
       }
-      bool running = std::any_of(state_.begin(), state_.end(), [](const auto& kv) { return kv.second == State::Running; });
+      bool running = std::any_of(state_.begin(), state_.end(),
+                                 [](const auto& kv) { return kv.second == State::Running; });
       if (!waiting_left || !running) return "";
       cv_.wait(lock);
     }
@@ -122,7 +137,8 @@ class Runner {
 
   std::size_t already_done(const std::string& d) {
     const auto& list = by_device_[d];
-    return static_cast<std::size_t>(std::count_if(list.begin(), list.end(), [](const auto& s) { return s.status == StepStatus::Done; }));
+    return static_cast<std::size_t>(std::count_if(
+        list.begin(), list.end(), [](const auto& s) { return s.status == StepStatus::Done; }));
   }
 
   void worker() {
@@ -131,9 +147,9 @@ class Runner {
       if (d.empty()) return;
       DeviceOutcome o = run_device(d);
       std::lock_guard lock(mu_);
-      state_[d] = o.status == DeviceOutcome::Status::Done ? State::Done
+      state_[d] = o.status == DeviceOutcome::Status::Done          ? State::Done
                   : o.status == DeviceOutcome::Status::Interrupted ? State::Interrupted
-                                                                    : State::Failed;
+                                                                   : State::Failed;
       outcomes_[d] = std::move(o);
       cv_.notify_all();
     }
@@ -221,7 +237,8 @@ class Runner {
         auto r = (*agent)->run_step(*dev, *step, control);
         auto elapsed = since(t0);
         if (r) {
-          if (!journal([&] { return store_.step_finished(rec.id, StepStatus::Done); }, o, rec)) return o;
+          if (!journal([&] { return store_.step_finished(rec.id, StepStatus::Done); }, o, rec))
+            return o;
           rec.status = StepStatus::Done;
           ++o.steps_run;
           progress_.step_finished(name, rec, StepStatus::Done, nullptr, false, elapsed);
@@ -229,7 +246,12 @@ class Runner {
         }
         Error err = r.error();
         if (err.code() == Errc::Cancelled && !cancel_.load() && Clock::now() >= control.deadline)
-          err = Error(Errc::Timeout, "no result within " + std::to_string((control.deadline - t0) / milliseconds(1000)) + " s");
+          err = Error(
+              Errc::Timeout,
+              "no result within the step's limit of " +
+                  std::to_string(
+                      std::chrono::duration_cast<milliseconds>(control.deadline - t0).count()) +
+                  " ms");
         if (err.code() == Errc::Cancelled) {
           // Aborted by the operator: stays "running" in the journal, so a resumed run re-checks it.
           o.status = DeviceOutcome::Status::Interrupted;
@@ -238,8 +260,14 @@ class Runner {
           progress_.device_finished(name, false, o.reason);
           return o;
         }
-        const bool retry = errc_retryable(err.code()) && attempt < options_.attempts && !stop_.load();
-        if (!journal([&] { return store_.step_finished(rec.id, StepStatus::Failed, std::string(errc_name(err.code())), err.message()); }, o, rec))
+        const bool retry =
+            errc_retryable(err.code()) && attempt < options_.attempts && !stop_.load();
+        if (!journal(
+                [&] {
+                  return store_.step_finished(rec.id, StepStatus::Failed,
+                                              std::string(errc_name(err.code())), err.message());
+                },
+                o, rec))
           return o;
         rec.status = StepStatus::Failed;
         progress_.step_finished(name, rec, StepStatus::Failed, &err, retry, elapsed);
@@ -261,9 +289,10 @@ class Runner {
       }
     }
     o.status = DeviceOutcome::Status::Done;
-    progress_.device_finished(name, true,
-                              std::to_string(o.steps_run) + " steps run" +
-                                  (o.steps_already ? ", " + std::to_string(o.steps_already) + " already done" : ""));
+    progress_.device_finished(
+        name, true,
+        std::to_string(o.steps_run) + " steps run" +
+            (o.steps_already ? ", " + std::to_string(o.steps_already) + " already done" : ""));
     return o;
   }
 
@@ -310,10 +339,10 @@ std::vector<StepRecord> journal_steps(const Plan& plan) {
   return out;
 }
 
-ApplyReport execute_run(const inventory::Inventory& inv, agents::AgentSet& agents, StateStore& store,
-                        std::int64_t run_id, std::vector<StepRecord> steps, const ApplyOptions& options,
-                        ProgressSink& progress, const std::atomic<bool>& stop,
-                        const std::atomic<bool>& cancel) {
+ApplyReport execute_run(const inventory::Inventory& inv, agents::AgentSet& agents,
+                        StateStore& store, std::int64_t run_id, std::vector<StepRecord> steps,
+                        const ApplyOptions& options, ProgressSink& progress,
+                        const std::atomic<bool>& stop, const std::atomic<bool>& cancel) {
   Runner runner(inv, agents, store, std::move(steps), options, progress, stop, cancel);
   auto report = runner.run();
   report.run_id = run_id;

@@ -19,10 +19,10 @@
 namespace labctl::controller {
 
 struct ApplyOptions {
-  int parallel = 8;                                    // devices worked on at once
-  int attempts = 3;                                    // per step, for unreachable/timeout errors
-  std::chrono::milliseconds retry_delay{2000};         // first backoff; doubles per attempt
-  std::chrono::milliseconds step_timeout{30 * 60'000}; // when a step names none
+  int parallel = 8;                                     // devices worked on at once
+  int attempts = 3;                                     // per step, for unreachable/timeout errors
+  std::chrono::milliseconds retry_delay{2000};          // first backoff; doubles per attempt
+  std::chrono::milliseconds step_timeout{30 * 60'000};  // when a step names none
 };
 
 // What the executor reports as it goes (progress.h draws it).
@@ -65,9 +65,9 @@ std::vector<StepRecord> journal_steps(const Plan& plan);
 
 // Runs the journaled steps of `run_id` that are not done. `stop`: start no new step (running ones
 // finish); `cancel`: also abort running steps' waits. Both may be set from a signal handler.
-ApplyReport execute_run(const inventory::Inventory& inv, agents::AgentSet& agents, StateStore& store,
-                        std::int64_t run_id, std::vector<StepRecord> steps, const ApplyOptions& options,
-                        ProgressSink& progress, const std::atomic<bool>& stop,
-                        const std::atomic<bool>& cancel);
+ApplyReport execute_run(const inventory::Inventory& inv, agents::AgentSet& agents,
+                        StateStore& store, std::int64_t run_id, std::vector<StepRecord> steps,
+                        const ApplyOptions& options, ProgressSink& progress,
+                        const std::atomic<bool>& stop, const std::atomic<bool>& cancel);
 
 }  // namespace labctl::controller

@@ -18,8 +18,8 @@ std::string plural(std::size_t n, const char* one, const char* many) {
 }  // namespace
 
 void print_plan(std::ostream& out, const Plan& plan, const TextStyle& st) {
-  out << "Plan for " << plan.site << " (" << plan.inventory << "): "
-      << plural(plan.devices.size(), "device", "devices") << ", "
+  out << "Plan for " << plan.site << " (" << plan.inventory
+      << "): " << plural(plan.devices.size(), "device", "devices") << ", "
       << plan.count(DevicePlan::Status::Changes) << " to change, "
       << plural(plan.step_count(), "step", "steps");
   if (auto n = plan.count(DevicePlan::Status::Unreachable)) out << ", " << n << " unreachable";
@@ -50,7 +50,8 @@ void print_plan(std::ostream& out, const Plan& plan, const TextStyle& st) {
     }
     if (!d.after.empty()) {
       out << "  after:";
-      for (const auto& a : d.after) out << " " << a;
+      for (const auto& a : d.after)
+        out << " " << a;
       out << "\n";
     }
     for (std::size_t h = 0; h < d.hops.size(); ++h) {

@@ -13,41 +13,55 @@ using nlohmann::json;
 
 std::string_view status_name(DevicePlan::Status s) {
   switch (s) {
-    case DevicePlan::Status::UpToDate: return "up-to-date";
-    case DevicePlan::Status::Changes: return "changes";
-    case DevicePlan::Status::Unreachable: return "unreachable";
-    case DevicePlan::Status::Blocked: return "blocked";
+    case DevicePlan::Status::UpToDate:
+      return "up-to-date";
+    case DevicePlan::Status::Changes:
+      return "changes";
+    case DevicePlan::Status::Unreachable:
+      return "unreachable";
+    case DevicePlan::Status::Blocked:
+      return "blocked";
   }
   return "blocked";
 }
 
 std::size_t Plan::step_count() const {
   std::size_t n = 0;
-  for (const auto& d : devices) n += d.steps.size();
+  for (const auto& d : devices)
+    n += d.steps.size();
   return n;
 }
 
 std::size_t Plan::count(DevicePlan::Status s) const {
-  return static_cast<std::size_t>(std::count_if(devices.begin(), devices.end(),
-                                                [s](const DevicePlan& d) { return d.status == s; }));
+  return static_cast<std::size_t>(std::count_if(
+      devices.begin(), devices.end(), [s](const DevicePlan& d) { return d.status == s; }));
 }
 
 json Plan::to_json() const {
   json devs = json::array();
   for (const auto& d : devices) {
-    json j = {{"name", d.device}, {"type", d.type},   {"model", d.model},
-              {"agent", d.agent}, {"status", status_name(d.status)}, {"after", d.after}};
+    json j = {{"name", d.device},
+              {"type", d.type},
+              {"model", d.model},
+              {"agent", d.agent},
+              {"status", status_name(d.status)},
+              {"after", d.after}};
     if (!d.target.empty() || !d.installed.empty()) {
       json hops = json::array();
       for (const auto& h : d.hops)
-        hops.push_back({{"from", h.from}, {"to", h.to}, {"from_display", h.from_display},
-                        {"to_display", h.to_display}, {"reason", h.reason}, {"bundle", h.bundle}});
+        hops.push_back({{"from", h.from},
+                        {"to", h.to},
+                        {"from_display", h.from_display},
+                        {"to_display", h.to_display},
+                        {"reason", h.reason},
+                        {"bundle", h.bundle}});
       j["firmware"] = {{"installed", d.installed}, {"target", d.target}, {"hops", hops}};
     } else {
       j["firmware"] = nullptr;
     }
     json steps = json::array();
-    for (const auto& s : d.steps) steps.push_back(s.to_json());
+    for (const auto& s : d.steps)
+      steps.push_back(s.to_json());
     j["steps"] = steps;
     if (d.status == DevicePlan::Status::Unreachable || d.status == DevicePlan::Status::Blocked)
       j["problem"] = {{"code", errc_name(d.problem.code())}, {"message", d.problem.message()}};
@@ -107,7 +121,8 @@ void plan_device(const inventory::Inventory& inv, const plugins::Registry& regis
   }
   if (!it->second) {
     const Error& e = it->second.error();
-    p.status = errc_retryable(e.code()) ? DevicePlan::Status::Unreachable : DevicePlan::Status::Blocked;
+    p.status =
+        errc_retryable(e.code()) ? DevicePlan::Status::Unreachable : DevicePlan::Status::Blocked;
     p.problem = Error(e.code(), "probe: " + e.message());
     return;
   }
@@ -134,15 +149,18 @@ void plan_device(const inventory::Inventory& inv, const plugins::Registry& regis
     int index = 0;
     for (const auto& hop : *path) {
       ++index;
-      p.hops.push_back({hop.from.text, hop.to.text, hop.from.display(), hop.to.display(), hop.reason,
-                        hop.release ? hop.release->bundle : ""});
-      sdk::HopInfo info{hop.release, hop.from, hop.to, index, static_cast<int>(path->size()), hop.reason};
+      p.hops.push_back({hop.from.text, hop.to.text, hop.from.display(), hop.to.display(),
+                        hop.reason, hop.release ? hop.release->bundle : ""});
+      sdk::HopInfo info{hop.release, hop.from, hop.to, index, static_cast<int>(path->size()),
+                        hop.reason};
       auto steps = plugin->hop_steps(d, info);
       if (!steps) return block(p, std::move(steps.error()).context("hop to " + hop.to.display()));
-      for (auto& s : *steps) p.steps.push_back(std::move(s));
+      for (auto& s : *steps)
+        p.steps.push_back(std::move(s));
     }
   }
-  for (auto& s : plugin->reconcile_steps(d, obs, p.steps)) p.steps.push_back(std::move(s));
+  for (auto& s : plugin->reconcile_steps(d, obs, p.steps))
+    p.steps.push_back(std::move(s));
   p.status = p.steps.empty() ? DevicePlan::Status::UpToDate : DevicePlan::Status::Changes;
 }
 
@@ -160,7 +178,8 @@ Plan make_plan(const inventory::Inventory& inv, const plugins::Registry& registr
 }
 
 std::vector<ObservationRecord> observation_records(const Observations& observations,
-                                                   std::optional<std::int64_t> run_id, std::int64_t now_ms) {
+                                                   std::optional<std::int64_t> run_id,
+                                                   std::int64_t now_ms) {
   std::vector<ObservationRecord> out;
   out.reserve(observations.size());
   for (const auto& [name, obs] : observations) {
@@ -196,18 +215,24 @@ Observations probe_all(const inventory::Inventory& inv, agents::AgentSet& agents
         std::lock_guard lock(agents_mu);
         return agents.for_device(*todo[i]);
       }();
-      if (!agent) results[i] = std::unexpected(agent.error());
-      else results[i] = (*agent)->probe(*todo[i]);
+      if (!agent)
+        results[i] = std::unexpected(agent.error());
+      else
+        results[i] = (*agent)->probe(*todo[i]);
     }
   };
-  const std::size_t n = std::clamp<std::size_t>(static_cast<std::size_t>(std::max(parallel, 1)), 1, std::max<std::size_t>(todo.size(), 1));
+  const std::size_t n = std::clamp<std::size_t>(static_cast<std::size_t>(std::max(parallel, 1)), 1,
+                                                std::max<std::size_t>(todo.size(), 1));
   std::vector<std::thread> threads;
-  for (std::size_t t = 1; t < n; ++t) threads.emplace_back(worker);
+  for (std::size_t t = 1; t < n; ++t)
+    threads.emplace_back(worker);
   worker();
-  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    t.join();
   Observations out;
   out.reserve(todo.size());
-  for (std::size_t i = 0; i < todo.size(); ++i) out.emplace(todo[i]->name, std::move(*results[i]));
+  for (std::size_t i = 0; i < todo.size(); ++i)
+    out.emplace(todo[i]->name, std::move(*results[i]));
   return out;
 }
 

@@ -33,7 +33,7 @@ struct DevicePlan {
   std::string target;     // inventory's firmware target ("" when none)
   std::vector<HopView> hops;
   std::vector<sdk::Step> steps;
-  std::vector<std::string> after;  // devices whose steps must finish first
+  std::vector<std::string> after;     // devices whose steps must finish first
   Error problem{Errc::Internal, ""};  // why Unreachable / Blocked
   std::vector<sdk::Finding> findings;
 };
@@ -60,7 +60,8 @@ Plan make_plan(const inventory::Inventory& inv, const plugins::Registry& registr
 
 // Observation records for the state store, stamped `now_ms` (unix milliseconds).
 std::vector<ObservationRecord> observation_records(const Observations& observations,
-                                                   std::optional<std::int64_t> run_id, std::int64_t now_ms);
+                                                   std::optional<std::int64_t> run_id,
+                                                   std::int64_t now_ms);
 
 // Probes every device (or those `select` accepts) through its agent, `parallel` at a time.
 Observations probe_all(const inventory::Inventory& inv, agents::AgentSet& agents, int parallel,

@@ -24,7 +24,8 @@ class PlannerTest : public ::testing::Test {
     lo.catalog = catalog ? *catalog : fs::path(kCatalog);
     auto r = inventory::load_inventory_text(text, "t.yaml", "/tmp", registry_, lo);
     std::string diags;
-    for (const auto& d : r.diags.items()) diags += d.format() + "\n";
+    for (const auto& d : r.diags.items())
+      diags += d.format() + "\n";
     EXPECT_TRUE(r.inventory.has_value()) << diags;
     return r.inventory ? std::move(*r.inventory) : Inventory{};
   }
@@ -107,7 +108,8 @@ TEST_F(PlannerTest, DriveGoesThrough104AndNeedsConsent) {
   const auto& d = only(plan_);
   EXPECT_EQ(d.status, DevicePlan::Status::Blocked);
   EXPECT_EQ(d.problem.code(), Errc::PreconditionFailed);
-  EXPECT_NE(d.problem.message().find("accept-brick-risk"), std::string::npos) << d.problem.message();
+  EXPECT_NE(d.problem.message().find("accept-brick-risk"), std::string::npos)
+      << d.problem.message();
   EXPECT_TRUE(d.steps.empty());
 }
 
@@ -150,7 +152,8 @@ families:
   EXPECT_EQ(d.status, DevicePlan::Status::Blocked);
   EXPECT_EQ(d.problem.code(), Errc::PreconditionFailed);
   EXPECT_NE(d.problem.message().find("bootloader"), std::string::npos) << d.problem.message();
-  EXPECT_NE(d.problem.message().find("needs the 9.x bootloader"), std::string::npos) << d.problem.message();
+  EXPECT_NE(d.problem.message().find("needs the 9.x bootloader"), std::string::npos)
+      << d.problem.message();
 }
 
 TEST_F(PlannerTest, ProbeFailuresAreUnreachableOrBlockedByClass) {
@@ -203,7 +206,8 @@ TEST_F(PlannerTest, FactoryResetHopReprovisionsOnce) {
   ASSERT_EQ(d.status, DevicePlan::Status::Changes) << d.problem.message();
   ASSERT_EQ(d.steps.size(), 5u);
   int credential_steps = 0;
-  for (const auto& s : d.steps) credential_steps += s.action == "set-credentials";
+  for (const auto& s : d.steps)
+    credential_steps += s.action == "set-credentials";
   EXPECT_EQ(credential_steps, 1);
   EXPECT_EQ(d.steps.back().action, "set-credentials");
   EXPECT_FALSE(d.steps[1].args.value("preserve_config", true));
@@ -250,8 +254,9 @@ TEST_F(PlannerTest, ProbeAllThroughTheLocalAgent) {
   fs::path dir = fs::temp_directory_path() / ("planner-probe-" + std::to_string(::getpid()));
   std::string devs;
   for (int i = 0; i < 20; ++i)
-    devs += "  - {name: d" + std::to_string(i) + ", type: sim-drive, model: UJ240AS, sim: {firmware: \"1.0" +
-            std::to_string(i % 5) + "\"" + (i == 7 ? ", unreachable: true" : "") + "}}\n";
+    devs += "  - {name: d" + std::to_string(i) +
+            ", type: sim-drive, model: UJ240AS, sim: {firmware: \"1.0" + std::to_string(i % 5) +
+            "\"" + (i == 7 ? ", unreachable: true" : "") + "}}\n";
   auto inv = load(devs);
   agents::LocalAgentOptions lo;
   lo.state_dir = dir;

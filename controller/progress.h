@@ -10,6 +10,7 @@
 namespace labctl::controller {
 
 std::unique_ptr<ProgressSink> make_plain_progress(std::ostream& out);
-std::unique_ptr<ProgressSink> make_terminal_progress(std::ostream& out);
+// Cursor movement always (it is a terminal); colour only when `color`.
+std::unique_ptr<ProgressSink> make_terminal_progress(std::ostream& out, bool color);
 
 }  // namespace labctl::controller

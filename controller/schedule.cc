@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <array>
-#include <optional>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "common/text.h"
@@ -27,7 +27,10 @@ const std::array<Field, 5> kFields{{
     {"minute", 0, 59, {}},
     {"hour", 0, 23, {}},
     {"day of month", 1, 31, {}},
-    {"month", 1, 12, {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"}},
+    {"month",
+     1,
+     12,
+     {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"}},
     {"day of week", 0, 7, {"sun", "mon", "tue", "wed", "thu", "fri", "sat"}},
 }};
 
@@ -47,15 +50,17 @@ std::optional<int> value(const Field& f, const std::string& s) {
 
 Status check_field(const Field& f, const std::string& field) {
   auto bad = [&](const std::string& part, const std::string& why) {
-    return fail(Errc::InvalidInput, std::string(f.name) + " field '" + field + "': '" + part + "' " + why +
-                                        " (allowed " + std::to_string(f.lo) + "-" + std::to_string(f.hi) + ")");
+    return fail(Errc::InvalidInput, std::string(f.name) + " field '" + field + "': '" + part +
+                                        "' " + why + " (allowed " + std::to_string(f.lo) + "-" +
+                                        std::to_string(f.hi) + ")");
   };
   for (const auto& part : text::split(field, ',')) {
     std::string range = part, step;
     if (auto slash = part.find('/'); slash != std::string::npos) {
       range = part.substr(0, slash);
       step = part.substr(slash + 1);
-      if (step.empty() || step.size() > 2 || !std::all_of(step.begin(), step.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+      if (step.empty() || step.size() > 2 ||
+          !std::all_of(step.begin(), step.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
           std::stoi(step) == 0)
         return bad(part, "has a bad step");
     }
@@ -73,10 +78,14 @@ Status check_field(const Field& f, const std::string& field) {
 }
 
 std::string shell_quote(const std::string& s) {
-  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=@+,") == std::string::npos)
+  if (!s.empty() &&
+      s.find_first_not_of(
+          "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=@+,") ==
+          std::string::npos)
     return s;
   std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  for (char c : s)
+    out += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return out + "'";
 }
 
@@ -93,8 +102,8 @@ std::string systemd_quote(const std::string& s) {
 }
 
 std::vector<std::string> audit_argv(const ScheduleOptions& o) {
-  return {o.labctl, "--quiet", "--state-dir", o.state_dir, "audit", o.inventory,
-          "--format", "prometheus", "--output", o.textfile};
+  return {o.labctl,    "--quiet",  "--state-dir", o.state_dir, "audit",
+          o.inventory, "--format", "prometheus",  "--output",  o.textfile};
 }
 
 Result<std::string> run_capture(const std::string& cmd, int* status) {
@@ -103,7 +112,8 @@ Result<std::string> run_capture(const std::string& cmd, int* status) {
   std::string out;
   char buf[4096];
   std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0)
+    out.append(buf, n);
   int st = ::pclose(p);
   *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   return out;
@@ -113,17 +123,21 @@ Result<std::string> run_capture(const std::string& cmd, int* status) {
 
 Status validate_cron(const std::string& expr) {
   const auto e = std::string(text::trim(expr));
-  static const std::vector<std::string> shortcuts{"@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually"};
+  static const std::vector<std::string> shortcuts{"@hourly",  "@daily",  "@midnight", "@weekly",
+                                                  "@monthly", "@yearly", "@annually"};
   if (!e.empty() && e[0] == '@') {
     if (std::find(shortcuts.begin(), shortcuts.end(), e) != shortcuts.end()) return {};
-    return fail(Errc::InvalidInput, "'" + e + "' is not a cron shortcut; use one of " + text::join_list(shortcuts, ", "));
+    return fail(Errc::InvalidInput, "'" + e + "' is not a cron shortcut; use one of " +
+                                        text::join_list(shortcuts, ", "));
   }
   std::vector<std::string> fields;
   std::istringstream ss(e);
-  for (std::string f; ss >> f;) fields.push_back(f);
+  for (std::string f; ss >> f;)
+    fields.push_back(f);
   if (fields.size() != 5)
-    return fail(Errc::InvalidInput, "a cron expression has 5 fields (minute hour day-of-month month day-of-week), '" + e +
-                                        "' has " + std::to_string(fields.size()));
+    return fail(Errc::InvalidInput,
+                "a cron expression has 5 fields (minute hour day-of-month month day-of-week), '" +
+                    e + "' has " + std::to_string(fields.size()));
   for (std::size_t i = 0; i < 5; ++i)
     if (auto r = check_field(kFields[i], fields[i]); !r) return r;
   return {};
@@ -132,37 +146,50 @@ Status validate_cron(const std::string& expr) {
 Result<std::string> cron_line(const ScheduleOptions& o) {
   if (auto r = validate_cron(o.cron); !r) return std::unexpected(r.error());
   std::string cmd = "flock -n " + shell_quote(o.state_dir + "/audit.lock");
-  for (const auto& a : audit_argv(o)) cmd += " " + shell_quote(a);
+  for (const auto& a : audit_argv(o))
+    cmd += " " + shell_quote(a);
   // cron mails what a job prints; the report goes to the textfile, errors still reach the mail.
   return std::string(text::trim(o.cron)) + " " + cmd + " >/dev/null";
 }
 
 SystemdUnits systemd_units(const ScheduleOptions& o) {
   std::string exec = "/usr/bin/flock -n " + systemd_quote(o.state_dir + "/audit.lock");
-  for (const auto& a : audit_argv(o)) exec += " " + systemd_quote(a);
+  for (const auto& a : audit_argv(o))
+    exec += " " + systemd_quote(a);
   SystemdUnits u;
   u.service =
       "[Unit]\n"
-      "Description=labctl audit of " + o.inventory + "\n"
+      "Description=labctl audit of " +
+      o.inventory +
+      "\n"
       "After=network-online.target\n"
       "Wants=network-online.target\n"
       "\n"
       "[Service]\n"
       "Type=oneshot\n"
-      "ExecStart=" + exec + "\n"
-      "# 2 means the audit ran and found drift or findings: the report says which; not a unit failure.\n"
+      "ExecStart=" +
+      exec +
+      "\n"
+      "# 2 means the audit ran and found drift or findings: the report says which; not a unit "
+      "failure.\n"
       "SuccessExitStatus=2\n"
       "Nice=10\n"
       "TimeoutStartSec=1h\n";
   u.timer =
       "[Unit]\n"
-      "Description=Run the labctl audit of " + o.inventory + " on a schedule\n"
+      "Description=Run the labctl audit of " +
+      o.inventory +
+      " on a schedule\n"
       "\n"
       "[Timer]\n"
-      "OnCalendar=" + o.on_calendar + "\n"
+      "OnCalendar=" +
+      o.on_calendar +
+      "\n"
       "RandomizedDelaySec=5m\n"
       "Persistent=true\n"
-      "Unit=" + o.unit_name + ".service\n"
+      "Unit=" +
+      o.unit_name +
+      ".service\n"
       "\n"
       "[Install]\n"
       "WantedBy=timers.target\n";
@@ -178,8 +205,9 @@ Result<std::string> install_cron(const std::string& line, const std::string& inv
     if (l == line) return std::string("already installed in the crontab");
     if (l.find(" audit ") != std::string::npos && l.find("labctl") != std::string::npos &&
         l.find(inventory) != std::string::npos)
-      return fail(Errc::PreconditionFailed, "the crontab already has a different labctl audit of " + inventory +
-                                                ":\n  " + l + "\nremove it first (crontab -e)");
+      return fail(Errc::PreconditionFailed, "the crontab already has a different labctl audit of " +
+                                                inventory + ":\n  " + l +
+                                                "\nremove it first (crontab -e)");
   }
   if (!existing.empty() && existing.back() != '\n') existing += '\n';
   existing += line + "\n";
@@ -187,13 +215,15 @@ Result<std::string> install_cron(const std::string& line, const std::string& inv
   if (!p) return fail(Errc::Internal, "cannot run crontab");
   std::fwrite(existing.data(), 1, existing.size(), p);
   int st = ::pclose(p);
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return fail(Errc::PreconditionFailed, "crontab refused the new table");
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    return fail(Errc::PreconditionFailed, "crontab refused the new table");
   return std::string("added to the crontab");
 }
 
-Result<std::string> install_systemd(const SystemdUnits& units, const std::string& name, const fs::path& dir) {
-  const std::array<std::pair<fs::path, const std::string*>, 2> files{{{dir / (name + ".service"), &units.service},
-                                                                      {dir / (name + ".timer"), &units.timer}}};
+Result<std::string> install_systemd(const SystemdUnits& units, const std::string& name,
+                                    const fs::path& dir) {
+  const std::array<std::pair<fs::path, const std::string*>, 2> files{
+      {{dir / (name + ".service"), &units.service}, {dir / (name + ".timer"), &units.timer}}};
   // Check both before writing either: never leave half an installation.
   bool all_same = true;
   for (const auto& [path, content] : files) {
@@ -205,7 +235,10 @@ Result<std::string> install_systemd(const SystemdUnits& units, const std::string
     std::stringstream ss;
     ss << in.rdbuf();
     if (ss.str() != *content)
-      return fail(Errc::PreconditionFailed, path.string() + " exists with different contents; remove it first or choose another --unit-name");
+      return fail(
+          Errc::PreconditionFailed,
+          path.string() +
+              " exists with different contents; remove it first or choose another --unit-name");
   }
   if (all_same) return std::string("already installed in " + dir.string());
   std::error_code ec;
@@ -218,9 +251,11 @@ Result<std::string> install_systemd(const SystemdUnits& units, const std::string
       if (!out) return fail(Errc::PreconditionFailed, "cannot write " + tmp.string());
     }
     fs::rename(tmp, path, ec);
-    if (ec) return fail(Errc::PreconditionFailed, "cannot write " + path.string() + ": " + ec.message());
+    if (ec)
+      return fail(Errc::PreconditionFailed, "cannot write " + path.string() + ": " + ec.message());
   }
-  return std::string("installed " + (dir / (name + ".service")).string() + " and " + (dir / (name + ".timer")).string());
+  return std::string("installed " + (dir / (name + ".service")).string() + " and " +
+                     (dir / (name + ".timer")).string());
 }
 
 }  // namespace labctl::controller

@@ -15,8 +15,8 @@ struct ScheduleOptions {
   std::string inventory;  // absolute path
   std::string state_dir;  // absolute path
   std::string textfile = "/var/lib/prometheus/node-exporter/labctl.prom";
-  std::string cron;                              // cron expression (cron form)
-  std::string on_calendar = "*-*-* 03:17:00";    // systemd OnCalendar= (systemd form)
+  std::string cron;                            // cron expression (cron form)
+  std::string on_calendar = "*-*-* 03:17:00";  // systemd OnCalendar= (systemd form)
   std::string unit_name = "labctl-audit";
 };
 

@@ -755,7 +755,8 @@ Status StateStore::group_write(const std::function<Status(sqlite3*)>& op) {
       DbLock db(db_);
       auto txn = Txn::begin(db_, "journal");
       if (!txn) {
-        for (auto* p : batch) p->result = fail(txn.error());
+        for (auto* p : batch)
+          p->result = fail(txn.error());
       } else {
         // A savepoint per write: one failing write (an unknown step id) leaves the others intact.
         for (auto* p : batch) {
@@ -770,7 +771,8 @@ Status StateStore::group_write(const std::function<Status(sqlite3*)>& op) {
       }
     }
     lock.lock();
-    for (auto* p : batch) p->done = true;
+    for (auto* p : batch)
+      p->done = true;
     gc_leader_ = false;
     gc_cv_.notify_all();
   }

@@ -11,8 +11,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,28 +31,28 @@ std::optional<StepStatus> step_status_from_name(std::string_view s);
 
 struct RunRecord {
   std::int64_t id = 0;
-  std::string kind;            // "apply", "plan", "audit"
-  std::string inventory;       // absolute path of the inventory file
-  std::string inventory_hash;  // sha256 of its bytes
-  std::string status;          // "running", "done", "failed", "interrupted"
-  std::int64_t started_at = 0; // unix milliseconds
+  std::string kind;             // "apply", "plan", "audit"
+  std::string inventory;        // absolute path of the inventory file
+  std::string inventory_hash;   // sha256 of its bytes
+  std::string status;           // "running", "done", "failed", "interrupted"
+  std::int64_t started_at = 0;  // unix milliseconds
   std::optional<std::int64_t> finished_at;
-  nlohmann::json summary;      // free-form, JSON object
+  nlohmann::json summary;  // free-form, JSON object
 };
 
 struct StepRecord {
   std::int64_t id = 0;
   std::int64_t run_id = 0;
   std::string device;
-  int seq = 0;                 // order within the device
-  std::string key;             // stable identity of the step within the run, e.g. "flash@1.04"
-  std::string action;          // plugin action name
-  std::string title;           // human one-liner
-  nlohmann::json args;         // the step's arguments (never secrets)
+  int seq = 0;          // order within the device
+  std::string key;      // stable identity of the step within the run, e.g. "flash@1.04"
+  std::string action;   // plugin action name
+  std::string title;    // human one-liner
+  nlohmann::json args;  // the step's arguments (never secrets)
   StepStatus status = StepStatus::Pending;
   int attempts = 0;
   std::optional<std::int64_t> started_at, finished_at;
-  std::string error_code;      // errc_name, "" when none
+  std::string error_code;  // errc_name, "" when none
   std::string error_message;
 };
 
@@ -62,9 +62,9 @@ struct ObservationRecord {
   std::string device;
   std::int64_t observed_at = 0;
   bool reachable = false;
-  std::string version;         // firmware version text, "" when unknown
-  nlohmann::json data;         // the full probe result as JSON
-  std::string error;           // when not reachable
+  std::string version;  // firmware version text, "" when unknown
+  nlohmann::json data;  // the full probe result as JSON
+  std::string error;    // when not reachable
 };
 
 struct AuditRecord {
@@ -73,7 +73,7 @@ struct AuditRecord {
   std::int64_t started_at = 0;
   std::int64_t finished_at = 0;
   int exit_code = 0;
-  nlohmann::json report;       // the JSON report as printed by `labctl audit --format json`
+  nlohmann::json report;  // the JSON report as printed by `labctl audit --format json`
 };
 
 class StateStore {

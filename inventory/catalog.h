@@ -20,8 +20,8 @@ namespace labctl::inventory {
 
 // What the planner knows about a device at one point of a path.
 struct DeviceState {
-  Version version;                           // the installed firmware (for Cisco: with protocol)
-  std::map<std::string, Version> components; // e.g. "bootloader" -> version, when known
+  Version version;                            // the installed firmware (for Cisco: with protocol)
+  std::map<std::string, Version> components;  // e.g. "bootloader" -> version, when known
 };
 
 // One `requires` entry of a release. All of a release's rules must hold for the state the device
@@ -33,10 +33,10 @@ struct Rule {
     Protocol,   // installed protocol is one of `protocols`
   };
   Kind kind = Kind::Installed;
-  std::string component;                 // Kind::Component
-  std::optional<Version> min, max;       // Installed / Component
-  std::vector<std::string> protocols;    // Kind::Protocol, lower-case
-  std::string reason;                    // why the rule exists, shown in plans
+  std::string component;               // Kind::Component
+  std::optional<Version> min, max;     // Installed / Component
+  std::vector<std::string> protocols;  // Kind::Protocol, lower-case
+  std::string reason;                  // why the rule exists, shown in plans
   Mark mark;
 
   bool holds(const DeviceState& state) const;
@@ -48,29 +48,29 @@ struct FirmwareFile {
   std::string name;
   std::optional<std::string> sha256;  // lower-case hex; nullopt = pin on first import
   std::optional<std::uint64_t> size;
-  std::vector<std::string> mirrors;   // URLs to fetch from
+  std::vector<std::string> mirrors;  // URLs to fetch from
   // Optional extraction from a vendor container (e.g. a Windows updater): byte range and checksum.
   std::optional<std::uint64_t> offset, length;
 };
 
 struct Release {
   Version version;
-  std::string protocol;              // "" when the family has no protocols
-  std::string bundle;                // vendor bundle name, e.g. cmterm-7911_7906-sccp.8-5-2.cop.sgn
+  std::string protocol;  // "" when the family has no protocols
+  std::string bundle;    // vendor bundle name, e.g. cmterm-7911_7906-sccp.8-5-2.cop.sgn
   std::vector<FirmwareFile> files;
   std::vector<Rule> requires_;
   std::map<std::string, Version> provides;  // components this release installs
   std::string notes;
-  nlohmann::json options;            // plugin-specific install options (e.g. reset-to-factory)
+  nlohmann::json options;  // plugin-specific install options (e.g. reset-to-factory)
   Mark mark;
 };
 
 struct Family {
-  std::string name;                  // "cisco-7906-7911"
-  std::vector<std::string> models;   // "CP-7906G", "CP-7911G"
+  std::string name;                 // "cisco-7906-7911"
+  std::vector<std::string> models;  // "CP-7906G", "CP-7911G"
   VersionScheme scheme = VersionScheme::Dotted;
-  std::vector<Release> releases;     // sorted by version, oldest first
-  nlohmann::json quirks;             // per-family data for plugins (e.g. sip-password-max)
+  std::vector<Release> releases;  // sorted by version, oldest first
+  nlohmann::json quirks;          // per-family data for plugins (e.g. sip-password-max)
   Mark mark;
 
   const Release* find(const Version& v) const;       // same_version match

@@ -11,14 +11,18 @@ using nlohmann::json;
 
 std::string SecretRef::describe() const {
   switch (source) {
-    case Source::Env: return "env " + ref;
-    case Source::File: return "file " + ref;
+    case Source::Env:
+      return "env " + ref;
+    case Source::File:
+      return "file " + ref;
     case Source::Command: {
       std::string s = "command";
-      for (const auto& a : argv) s += " " + a;
+      for (const auto& a : argv)
+        s += " " + a;
       return s;
     }
-    case Source::Literal: return "literal (hidden)";
+    case Source::Literal:
+      return "literal (hidden)";
   }
   return "secret";
 }
@@ -26,10 +30,18 @@ std::string SecretRef::describe() const {
 json SecretRef::to_json() const {
   json inner;
   switch (source) {
-    case Source::Env: inner = {{"env", ref}}; break;
-    case Source::File: inner = {{"file", ref}}; break;
-    case Source::Command: inner = {{"command", argv}}; break;
-    case Source::Literal: inner = {{"literal", literal}}; break;
+    case Source::Env:
+      inner = {{"env", ref}};
+      break;
+    case Source::File:
+      inner = {{"file", ref}};
+      break;
+    case Source::Command:
+      inner = {{"command", argv}};
+      break;
+    case Source::Literal:
+      inner = {{"literal", literal}};
+      break;
   }
   return {{"$secret", inner}};
 }
@@ -62,9 +74,12 @@ std::optional<SecretRef> SecretRef::from_json(const json& j) {
 
 std::string_view dhcp_mode_name(DhcpMode m) {
   switch (m) {
-    case DhcpMode::Off: return "off";
-    case DhcpMode::Serve: return "serve";
-    case DhcpMode::Observe: return "observe";
+    case DhcpMode::Off:
+      return "off";
+    case DhcpMode::Serve:
+      return "serve";
+    case DhcpMode::Observe:
+      return "observe";
   }
   return "off";
 }
@@ -75,7 +90,9 @@ bool Ipv4Net::contains(std::uint32_t addr) const {
   return (addr & mask) == network;
 }
 
-std::string Ipv4Net::to_string() const { return format_ipv4(network) + "/" + std::to_string(prefix); }
+std::string Ipv4Net::to_string() const {
+  return format_ipv4(network) + "/" + std::to_string(prefix);
+}
 
 std::optional<std::uint32_t> parse_ipv4(std::string_view s) {
   std::uint32_t out = 0;
@@ -83,7 +100,8 @@ std::optional<std::uint32_t> parse_ipv4(std::string_view s) {
   std::size_t i = 0;
   while (parts < 4) {
     std::size_t start = i;
-    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])))
+      ++i;
     std::size_t len = i - start;
     if (len == 0 || len > 3 || (len > 1 && s[start] == '0')) return std::nullopt;
     unsigned v = 0;

@@ -103,7 +103,7 @@ struct Device {
   std::vector<std::string> after;       // devices whose steps must finish first (`after:`)
   std::vector<std::string> references;  // devices named by the plugin's keys (e.g. a host's BMC)
   nlohmann::json params = nlohmann::json::object();  // the plugin's keys, validated, defaults set
-  std::unordered_map<std::string, Mark> marks;  // JSON pointer into params -> source position
+  std::unordered_map<std::string, Mark> marks;       // JSON pointer into params -> source position
   Mark mark;
 
   // Position of a plugin key (JSON pointer, "/credentials/password"), or of the device.

@@ -34,11 +34,11 @@ std::vector<std::string> SchemaSource::capabilities(std::string_view type) const
 
 namespace {
 
-const std::vector<std::string> kTopKeys = {"version", "site", "catalog", "segments", "agents",
-                                           "devices"};
-const std::vector<std::string> kSegmentKeys = {"name", "interface", "subnet", "agent", "dhcp",
-                                               "tftp"};
-const std::vector<std::string> kDhcpKeys = {"mode", "range", "router",    "dns",
+const std::vector<std::string> kTopKeys = {"version",  "site",   "catalog",
+                                           "segments", "agents", "devices"};
+const std::vector<std::string> kSegmentKeys = {"name",  "interface", "subnet",
+                                               "agent", "dhcp",      "tftp"};
+const std::vector<std::string> kDhcpKeys = {"mode", "range",  "router",     "dns",
                                             "ntp",  "domain", "lease-time", "unknown-clients"};
 const std::vector<std::string> kTftpKeys = {"enabled", "root", "servers", "port"};
 const std::vector<std::string> kAgentKeys = {"name", "url", "description"};
@@ -62,7 +62,6 @@ bool valid_env_name(std::string_view s) {
   });
 }
 
-
 // A scalar's value as JSON: quoted text stays text; plain scalars become numbers or booleans
 // where they clearly are.
 json scalar_to_json(const YAML::Node& n) {
@@ -79,12 +78,14 @@ json yaml_to_json(const YAML::Node& n, int depth = 0) {
   if (depth > 64) return nullptr;
   if (n.IsMap()) {
     json o = json::object();
-    for (const auto& e : yaml::map_entries(n, "", nullptr, "")) o[e.name] = yaml_to_json(e.value, depth + 1);
+    for (const auto& e : yaml::map_entries(n, "", nullptr, ""))
+      o[e.name] = yaml_to_json(e.value, depth + 1);
     return o;
   }
   if (n.IsSequence()) {
     json a = json::array();
-    for (const auto& e : n) a.push_back(yaml_to_json(e, depth + 1));
+    for (const auto& e : n)
+      a.push_back(yaml_to_json(e, depth + 1));
     return a;
   }
   if (n.IsScalar() || n.IsNull()) return scalar_to_json(n);
@@ -236,7 +237,8 @@ std::optional<SecretRef> Loader::secret(const YAML::Node& n, const std::string& 
     return ref;
   }
   if (!n.IsMap()) {
-    err(ref.mark, what + ": " + expected_msg("a secret ({env: NAME}, {file: PATH} or {command: [...]})", n));
+    err(ref.mark,
+        what + ": " + expected_msg("a secret ({env: NAME}, {file: PATH} or {command: [...]})", n));
     return std::nullopt;
   }
   yaml::MapReader r(n, file_, diags_, {"env", "file", "command"}, what);
@@ -288,14 +290,17 @@ json Loader::map_value(const YAML::Node& n, const std::vector<KeySpec>& fields, 
   }
   if (open) return yaml_to_json(n);
   std::vector<std::string> names;
-  for (const auto& f : fields) names.push_back(f.name);
+  for (const auto& f : fields)
+    names.push_back(f.name);
   yaml::MapReader r(n, file_, diags_, names, what);
   json out = json::object();
   for (const auto& f : fields) {
     const std::string p = pointer + "/" + f.name;
     if (!r.has(f.name)) {
-      if (f.required) r.require(f.name);
-      else if (!f.default_value.is_null()) out[f.name] = f.default_value;
+      if (f.required)
+        r.require(f.name);
+      else if (!f.default_value.is_null())
+        out[f.name] = f.default_value;
       continue;
     }
     dev.marks[p] = at(r.get(f.name));
@@ -340,7 +345,8 @@ json Loader::value(const YAML::Node& n, const KeySpec& spec, const std::string& 
       auto s = text(n, what);
       if (!s) return nullptr;
       if (std::find(spec.choices.begin(), spec.choices.end(), *s) == spec.choices.end()) {
-        std::string msg = what + " is '" + *s + "'; expected one of " + text::join_list(spec.choices, " or ");
+        std::string msg =
+            what + " is '" + *s + "'; expected one of " + text::join_list(spec.choices, " or ");
         auto g = text::closest(*s, spec.choices);
         if (!g.empty()) msg += " (did you mean '" + g + "'?)";
         err(m, std::move(msg));
@@ -367,7 +373,8 @@ json Loader::value(const YAML::Node& n, const KeySpec& spec, const std::string& 
       if (!s) return nullptr;
       auto mac = normalize_mac(*s);
       if (!mac) {
-        err(m, what + ": '" + *s + "' is not a MAC address (expected six hex pairs, e.g. 00:1b:54:aa:bb:cc)");
+        err(m, what + ": '" + *s +
+                   "' is not a MAC address (expected six hex pairs, e.g. 00:1b:54:aa:bb:cc)");
         return nullptr;
       }
       return *mac;
@@ -401,9 +408,11 @@ json Loader::value(const YAML::Node& n, const KeySpec& spec, const std::string& 
       }
       auto count = static_cast<std::int64_t>(n.size());
       if (spec.min && count < *spec.min)
-        err(m, what + " has " + std::to_string(count) + " entries; at least " + std::to_string(*spec.min) + " required");
+        err(m, what + " has " + std::to_string(count) + " entries; at least " +
+                   std::to_string(*spec.min) + " required");
       if (spec.max && count > *spec.max)
-        err(m, what + " has " + std::to_string(count) + " entries; at most " + std::to_string(*spec.max) + " allowed");
+        err(m, what + " has " + std::to_string(count) + " entries; at most " +
+                   std::to_string(*spec.max) + " allowed");
       json arr = json::array();
       const KeySpec& item = spec.item.empty() ? spec : spec.item.front();
       if (spec.item.empty()) return yaml_to_json(n);
@@ -460,7 +469,8 @@ void Loader::read_segments(const YAML::Node& n) {
     }
     if (r.require("subnet")) {
       if (auto s = text(r.get("subnet"), "subnet")) {
-        if (auto net = parse_cidr(*s)) seg.subnet = *net;
+        if (auto net = parse_cidr(*s))
+          seg.subnet = *net;
         else
           err(at(r.get("subnet")), "subnet '" + *s + "' " + cidr_problem(*s));
       }
@@ -479,9 +489,12 @@ void Loader::read_segments(const YAML::Node& n) {
         yaml::MapReader dr(d, file_, diags_, kDhcpKeys, what + " dhcp");
         if (dr.has("mode")) {
           if (auto s = text(dr.get("mode"), "dhcp mode")) {
-            if (*s == "serve") seg.dhcp.mode = DhcpMode::Serve;
-            else if (*s == "observe") seg.dhcp.mode = DhcpMode::Observe;
-            else if (*s == "off") seg.dhcp.mode = DhcpMode::Off;
+            if (*s == "serve")
+              seg.dhcp.mode = DhcpMode::Serve;
+            else if (*s == "observe")
+              seg.dhcp.mode = DhcpMode::Observe;
+            else if (*s == "off")
+              seg.dhcp.mode = DhcpMode::Off;
             else {
               std::string msg = "dhcp mode '" + *s + "'; expected serve, observe or off";
               auto g = text::closest(*s, {"serve", "observe", "off"});
@@ -504,7 +517,8 @@ void Loader::read_segments(const YAML::Node& n) {
                   "dhcp range '" + *s + "' is not FIRST-LAST (e.g. 192.168.0.100-192.168.0.199)");
             } else if (*a > *b) {
               err(at(rn), "dhcp range '" + *s + "' ends before it starts");
-            } else if (seg.subnet.prefix > 0 && (!seg.subnet.contains(*a) || !seg.subnet.contains(*b))) {
+            } else if (seg.subnet.prefix > 0 &&
+                       (!seg.subnet.contains(*a) || !seg.subnet.contains(*b))) {
               err(at(rn), "dhcp range '" + *s + "' is not inside subnet " + seg.subnet.to_string());
             } else {
               seg.dhcp.range_first = a;
@@ -528,12 +542,14 @@ void Loader::read_segments(const YAML::Node& n) {
             if (!ms || *ms < 60'000)
               err(at(dr.get("lease-time")),
                   "lease-time '" + *s + "' must be a duration of at least 60s");
-            else seg.dhcp.lease_time_ms = *ms;
+            else
+              seg.dhcp.lease_time_ms = *ms;
           }
         }
         if (dr.has("unknown-clients")) {
           if (auto s = text(dr.get("unknown-clients"), "unknown-clients")) {
-            if (*s == "deny") seg.dhcp.deny_unknown = true;
+            if (*s == "deny")
+              seg.dhcp.deny_unknown = true;
             else if (*s != "allow")
               err(at(dr.get("unknown-clients")),
                   "unknown-clients '" + *s + "'; expected allow or deny");
@@ -567,7 +583,8 @@ void Loader::read_segments(const YAML::Node& n) {
           if (auto p = integer(tr.get("port"), "tftp port")) {
             if (*p < 1 || *p > 65535)
               err(at(tr.get("port")), "tftp port " + std::to_string(*p) + " is outside 1..65535");
-            else seg.tftp.port = static_cast<int>(*p);
+            else
+              seg.tftp.port = static_cast<int>(*p);
           }
         }
       }
@@ -631,13 +648,15 @@ void Loader::read_device(const YAML::Node& n) {
     if (t && t.IsScalar()) {
       schema = schemas_.schema(t.Scalar());
       if (schema) {
-        for (const auto& k : schema->keys) known.push_back(k.name);
+        for (const auto& k : schema->keys)
+          known.push_back(k.name);
         type_known = true;
       }
     }
   }
   if (!type_known) {  // without a schema, only the common keys can be checked
-    for (const auto& e : yaml::map_entries(n, file_, nullptr, "device")) known.push_back(e.name);
+    for (const auto& e : yaml::map_entries(n, file_, nullptr, "device"))
+      known.push_back(e.name);
   }
   yaml::MapReader r(n, file_, diags_, known, "device");
   if (r.require("name")) {
@@ -645,11 +664,14 @@ void Loader::read_device(const YAML::Node& n) {
       dev.name = *s;
       const Mark m = at(r.get("name"));
       if (!valid_name(dev.name)) {
-        err(m, "device name '" + dev.name + "' must be 1-63 letters, digits, '.', '-' or '_', starting with a letter or digit");
+        err(m,
+            "device name '" + dev.name +
+                "' must be 1-63 letters, digits, '.', '-' or '_', starting with a letter or digit");
       } else {
         auto [it, fresh] = names_.emplace(dev.name, m);
         if (!fresh)
-          err(m, "duplicate device name '" + dev.name + "' (first at line " + std::to_string(it->second.line) + ")");
+          err(m, "duplicate device name '" + dev.name + "' (first at line " +
+                     std::to_string(it->second.line) + ")");
       }
     }
   }
@@ -660,8 +682,10 @@ void Loader::read_device(const YAML::Node& n) {
       if (!schema) {
         std::string msg = what + ": unknown device type '" + *s + "'";
         auto g = text::closest(*s, schemas_.types());
-        if (!g.empty()) msg += " (did you mean '" + g + "'?)";
-        else msg += "; known types: " + text::join_list(schemas_.types(), ", ");
+        if (!g.empty())
+          msg += " (did you mean '" + g + "'?)";
+        else
+          msg += "; known types: " + text::join_list(schemas_.types(), ", ");
         err(at(r.get("type")), std::move(msg));
       }
     }
@@ -725,9 +749,11 @@ void Loader::read_device(const YAML::Node& n) {
           dev.firmware.mark = at(fr.get("target"));
         }
       if (fr.has("allow-downgrade"))
-        if (auto b = boolean(fr.get("allow-downgrade"), "allow-downgrade")) dev.firmware.allow_downgrade = *b;
+        if (auto b = boolean(fr.get("allow-downgrade"), "allow-downgrade"))
+          dev.firmware.allow_downgrade = *b;
     } else {
-      err(dev.firmware.mark, what + ": 'firmware': " + expected_msg("a version or {target: VERSION}", f));
+      err(dev.firmware.mark,
+          what + ": 'firmware': " + expected_msg("a version or {target: VERSION}", f));
     }
   }
   if (r.has("after")) {
@@ -752,8 +778,10 @@ void Loader::read_device(const YAML::Node& n) {
     for (const auto& k : schema->keys) {
       const std::string p = "/" + k.name;
       if (!r.has(k.name)) {
-        if (k.required) r.require(k.name);
-        else if (!k.default_value.is_null()) dev.params[k.name] = k.default_value;
+        if (k.required)
+          r.require(k.name);
+        else if (!k.default_value.is_null())
+          dev.params[k.name] = k.default_value;
         continue;
       }
       dev.marks[p] = at(r.get(k.name));
@@ -794,11 +822,13 @@ void Loader::read_devices(const YAML::Node& n) {
 
 void Loader::check_references() {
   std::unordered_map<std::string, const Device*> by_name;
-  for (const auto& d : inv_.devices) by_name.emplace(d.name, &d);
+  for (const auto& d : inv_.devices)
+    by_name.emplace(d.name, &d);
   std::vector<std::string> device_names;
   auto all_devices = [&]() -> const std::vector<std::string>& {
     if (device_names.empty())
-      for (const auto& d : inv_.devices) device_names.push_back(d.name);
+      for (const auto& d : inv_.devices)
+        device_names.push_back(d.name);
     return device_names;
   };
   for (const auto& ref : refs_) {
@@ -810,7 +840,8 @@ void Loader::check_references() {
       auto name = ref.target.substr(8);
       if (!inv_.segment(name)) {
         std::vector<std::string> names;
-        for (const auto& s : inv_.segments) names.push_back(s.name);
+        for (const auto& s : inv_.segments)
+          names.push_back(s.name);
         std::string msg = who + "segment '" + name + "' is not defined";
         auto g = text::closest(name, names);
         if (!g.empty()) msg += " (did you mean '" + g + "'?)";
@@ -822,7 +853,8 @@ void Loader::check_references() {
       auto name = ref.target.substr(6);
       if (name != "local" && !inv_.agent(name)) {
         std::vector<std::string> names{"local"};
-        for (const auto& a : inv_.agents) names.push_back(a.name);
+        for (const auto& a : inv_.agents)
+          names.push_back(a.name);
         std::string msg = who + "agent '" + name + "' is not defined";
         auto g = text::closest(name, names);
         if (!g.empty()) msg += " (did you mean '" + g + "'?)";
@@ -880,7 +912,8 @@ void Loader::check_references() {
 void Loader::check_after_cycles() {
   // Iterative three-colour DFS over `after` edges; reports each cycle once.
   std::unordered_map<std::string, std::size_t> idx;
-  for (std::size_t i = 0; i < inv_.devices.size(); ++i) idx.emplace(inv_.devices[i].name, i);
+  for (std::size_t i = 0; i < inv_.devices.size(); ++i)
+    idx.emplace(inv_.devices[i].name, i);
   std::vector<int> colour(inv_.devices.size(), 0);
   std::vector<std::size_t> parent(inv_.devices.size(), SIZE_MAX);
   for (std::size_t start = 0; start < inv_.devices.size(); ++start) {
@@ -910,7 +943,8 @@ void Loader::check_after_cycles() {
         cycle.push_back(inv_.devices[w].name);
         std::reverse(cycle.begin() + 1, cycle.end() - 1);
         std::string path;
-        for (const auto& c : cycle) path += (path.empty() ? "" : " -> ") + c;
+        for (const auto& c : cycle)
+          path += (path.empty() ? "" : " -> ") + c;
         err(device_marks_[v].after[edge],
             "device '" + inv_.devices[v].name + "': 'after' makes a cycle: " + path);
       }
@@ -925,8 +959,10 @@ void Loader::load_catalog(const YAML::Node& catalog_key) {
   } else if (catalog_key.IsDefined()) {
     auto s = text(catalog_key, "catalog");
     if (!s) return;
-    if (*s == "builtin") path = default_catalog_path();
-    else path = fs::path(*s).is_absolute() ? fs::path(*s) : base_ / *s;
+    if (*s == "builtin")
+      path = default_catalog_path();
+    else
+      path = fs::path(*s).is_absolute() ? fs::path(*s) : base_ / *s;
   } else {
     path = default_catalog_path();
   }
@@ -970,7 +1006,8 @@ void Loader::check_firmware() {
     }
     if (!fam->find(*v)) {
       std::vector<std::string> known;
-      for (const auto& rel : fam->releases) known.push_back(rel.version.text);
+      for (const auto& rel : fam->releases)
+        known.push_back(rel.version.text);
       err(d.firmware.mark, what + ": firmware target '" + d.firmware.target +
                                "' is not in the catalog for " + d.model + " (family " + fam->name +
                                "); known: " + text::join_list(known, ", "));
@@ -1024,8 +1061,9 @@ LoadResult load_inventory_text(const std::string& text, const std::string& displ
                                const LoadOptions& options) {
   LoadResult out;
   if (text.size() > options.max_bytes) {
-    out.diags.error(display_name, {}, "inventory is " + std::to_string(text.size()) +
-                                          " bytes; the limit is " + std::to_string(options.max_bytes));
+    out.diags.error(display_name, {},
+                    "inventory is " + std::to_string(text.size()) + " bytes; the limit is " +
+                        std::to_string(options.max_bytes));
     return out;
   }
   auto root = yaml::parse(text, display_name, out.diags);
@@ -1052,8 +1090,9 @@ LoadResult load_inventory(const fs::path& path, const SchemaSource& schemas,
   auto size = fs::file_size(path, ec);
   if (!ec && size > options.max_bytes) {
     LoadResult out;
-    out.diags.error(path.string(), {}, "inventory is " + std::to_string(size) +
-                                           " bytes; the limit is " + std::to_string(options.max_bytes));
+    out.diags.error(path.string(), {},
+                    "inventory is " + std::to_string(size) + " bytes; the limit is " +
+                        std::to_string(options.max_bytes));
     return out;
   }
   std::ostringstream ss;

@@ -45,11 +45,27 @@ struct KeySpec {
   nlohmann::json default_value;               // filled in when the key is absent (null = none)
 
   // Builder-style helpers so schemas read like tables.
-  KeySpec& req() { required = true; return *this; }
-  KeySpec& describe(std::string d) { doc = std::move(d); return *this; }
-  KeySpec& range(std::int64_t lo, std::int64_t hi) { min = lo; max = hi; return *this; }
-  KeySpec& at_most(std::int64_t hi) { max = hi; return *this; }
-  KeySpec& defaults(nlohmann::json v) { default_value = std::move(v); return *this; }
+  KeySpec& req() {
+    required = true;
+    return *this;
+  }
+  KeySpec& describe(std::string d) {
+    doc = std::move(d);
+    return *this;
+  }
+  KeySpec& range(std::int64_t lo, std::int64_t hi) {
+    min = lo;
+    max = hi;
+    return *this;
+  }
+  KeySpec& at_most(std::int64_t hi) {
+    max = hi;
+    return *this;
+  }
+  KeySpec& defaults(nlohmann::json v) {
+    default_value = std::move(v);
+    return *this;
+  }
 };
 
 namespace key {

@@ -59,7 +59,8 @@ Result<std::string> run_command_secret(const SecretRef& ref, const SecretOptions
   posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
   posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   std::vector<char*> argv;
-  for (const auto& a : ref.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  for (const auto& a : ref.argv)
+    argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   pid_t pid = 0;
   int rc = ::posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), environ);
@@ -67,14 +68,16 @@ Result<std::string> run_command_secret(const SecretRef& ref, const SecretOptions
   ::close(pipefd[1]);
   if (rc != 0) {
     ::close(pipefd[0]);
-    return fail(Errc::PreconditionFailed, "secret " + ref.describe() + ": cannot run: " + std::strerror(rc));
+    return fail(Errc::PreconditionFailed,
+                "secret " + ref.describe() + ": cannot run: " + std::strerror(rc));
   }
   std::string out;
   bool timed_out = false, too_big = false;
   auto deadline = std::chrono::steady_clock::now() + opt.command_timeout;
   char buf[4096];
   while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       timed_out = true;
       break;
@@ -107,8 +110,9 @@ Result<std::string> run_command_secret(const SecretRef& ref, const SecretOptions
     return fail(Errc::InvalidInput, "secret " + ref.describe() + ": output larger than " +
                                         std::to_string(opt.max_bytes) + " bytes");
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return fail(Errc::PreconditionFailed, "secret " + ref.describe() + ": command failed (status " +
-                                              std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")");
+    return fail(Errc::PreconditionFailed,
+                "secret " + ref.describe() + ": command failed (status " +
+                    std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")");
   strip_newline(out);
   return out;
 }
@@ -117,14 +121,18 @@ Result<std::string> run_command_secret(const SecretRef& ref, const SecretOptions
 
 Result<std::string> resolve_secret(const SecretRef& ref, const SecretOptions& options) {
   switch (ref.source) {
-    case SecretRef::Source::Literal: return ref.literal;
+    case SecretRef::Source::Literal:
+      return ref.literal;
     case SecretRef::Source::Env: {
       const char* v = std::getenv(ref.ref.c_str());
-      if (!v) return fail(Errc::PreconditionFailed, "secret " + ref.describe() + ": variable is not set");
+      if (!v)
+        return fail(Errc::PreconditionFailed, "secret " + ref.describe() + ": variable is not set");
       return std::string(v);
     }
-    case SecretRef::Source::File: return read_file_secret(ref, options);
-    case SecretRef::Source::Command: return run_command_secret(ref, options);
+    case SecretRef::Source::File:
+      return read_file_secret(ref, options);
+    case SecretRef::Source::Command:
+      return run_command_secret(ref, options);
   }
   return fail(Errc::Internal, "secret: unknown source");
 }
@@ -132,7 +140,8 @@ Result<std::string> resolve_secret(const SecretRef& ref, const SecretOptions& op
 std::vector<std::string> secret_findings(const SecretRef& ref) {
   std::vector<std::string> out;
   if (ref.source == SecretRef::Source::Literal) {
-    out.push_back("literal secret in the inventory; use {env: NAME}, {file: PATH} or {command: [...]}");
+    out.push_back(
+        "literal secret in the inventory; use {env: NAME}, {file: PATH} or {command: [...]}");
   } else if (ref.source == SecretRef::Source::File) {
     struct stat st {};
     if (::stat(ref.ref.c_str(), &st) != 0) {

@@ -27,9 +27,9 @@ Result<VersionScheme> scheme_from_name(std::string_view name);
 
 struct Version {
   VersionScheme scheme = VersionScheme::Dotted;
-  std::string text;              // as written (normalised whitespace only)
-  std::vector<std::int64_t> key; // what ordering compares, lexicographically
-  std::string protocol;          // CiscoLoad: "sccp", "sip" or "" when the text does not say
+  std::string text;               // as written (normalised whitespace only)
+  std::vector<std::int64_t> key;  // what ordering compares, lexicographically
+  std::string protocol;           // CiscoLoad: "sccp", "sip" or "" when the text does not say
 
   // Human form: "SCCP 8.5(2)", "SIP 9.4(2)SR1", "2.50", "1.04", "6.5.0 build 4564106".
   std::string display() const;
@@ -40,7 +40,11 @@ Result<Version> parse_version(VersionScheme scheme, std::string_view text);
 
 // Orders by key only (protocol ignored). Both must be of the same scheme.
 std::strong_ordering compare(const Version& a, const Version& b);
-inline bool operator<(const Version& a, const Version& b) { return compare(a, b) < 0; }
-inline bool same_version(const Version& a, const Version& b) { return compare(a, b) == 0; }
+inline bool operator<(const Version& a, const Version& b) {
+  return compare(a, b) < 0;
+}
+inline bool same_version(const Version& a, const Version& b) {
+  return compare(a, b) == 0;
+}
 
 }  // namespace labctl::inventory

@@ -43,8 +43,10 @@ std::optional<Mark> excessive_nesting(std::string_view text, int max_depth) {
       if (c == quote) quote = 0;
       continue;
     }
-    if (c == '#') comment = true;
-    else if (c == '"' || c == '\'') quote = c;
+    if (c == '#')
+      comment = true;
+    else if (c == '"' || c == '\'')
+      quote = c;
     else if (c == '[' || c == '{') {
       if (++depth > max_depth) return Mark{line, col};
     } else if ((c == ']' || c == '}') && depth > 0) {
@@ -180,11 +182,13 @@ std::optional<YAML::Mark> second_document(const std::string& text) {
     void OnDocumentEnd() override {}
     void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
     void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  const std::string&) override {}
     void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
                          YAML::EmitterStyle::value) override {}
     void OnSequenceEnd() override {}
-    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {}
     void OnMapEnd() override {}
   };
   std::istringstream in(text);
@@ -207,8 +211,9 @@ std::optional<YAML::Node> parse(const std::string& text, const std::string& file
   try {
     root = YAML::Load(text);
     if (auto extra = second_document(text)) {
-      diags.error(file, {extra->line + 1, extra->column + 1},
-                  "unexpected content after the first YAML document (the file must hold one document)");
+      diags.error(
+          file, {extra->line + 1, extra->column + 1},
+          "unexpected content after the first YAML document (the file must hold one document)");
       return std::nullopt;
     }
   } catch (const YAML::ParserException& e) {
@@ -296,12 +301,14 @@ void add_merged(const YAML::Node& src, std::vector<KeyEntry>& out, int depth,
     }
     if (has_nested) add_merged(nested, own, depth + 1, seen);
     for (auto& e : own) {
-      bool dup = std::any_of(out.begin(), out.end(), [&](const KeyEntry& o) { return o.name == e.name; });
+      bool dup =
+          std::any_of(out.begin(), out.end(), [&](const KeyEntry& o) { return o.name == e.name; });
       if (!dup) out.push_back(std::move(e));
     }
   };
   if (src.IsSequence()) {
-    for (const auto& m : src) add_map(m);
+    for (const auto& m : src)
+      add_map(m);
   } else {
     add_map(src);
   }
@@ -309,8 +316,8 @@ void add_merged(const YAML::Node& src, std::vector<KeyEntry>& out, int depth,
 
 }  // namespace
 
-std::vector<KeyEntry> map_entries(const YAML::Node& map, const std::string& file, Diagnostics* diags,
-                                  std::string_view what) {
+std::vector<KeyEntry> map_entries(const YAML::Node& map, const std::string& file,
+                                  Diagnostics* diags, std::string_view what) {
   std::vector<KeyEntry> out;
   if (!map.IsMap()) return out;
   YAML::Node merge;
@@ -321,8 +328,9 @@ std::vector<KeyEntry> map_entries(const YAML::Node& map, const std::string& file
     Mark km = mark_of(k);
     if (!k.IsScalar()) {
       if (diags)
-        diags->error(file, km, "keys of " + std::string(what) + " must be plain names, found " +
-                                   std::string(describe(k)));
+        diags->error(file, km,
+                     "keys of " + std::string(what) + " must be plain names, found " +
+                         std::string(describe(k)));
       continue;
     }
     const std::string name = k.Scalar();
@@ -335,8 +343,9 @@ std::vector<KeyEntry> map_entries(const YAML::Node& map, const std::string& file
         continue;
       }
       if (!it->second.IsMap() && !it->second.IsSequence() && diags)
-        diags->error(file, km, "'<<' merges a mapping or a list of mappings, found " +
-                                   std::string(describe(it->second)));
+        diags->error(file, km,
+                     "'<<' merges a mapping or a list of mappings, found " +
+                         std::string(describe(it->second)));
       // Entries are reported at the '<<' key: an alias's own position is its anchor's.
       if (it->second.IsSequence() && diags)
         for (std::size_t n = 0; n < it->second.size(); ++n)
@@ -349,7 +358,8 @@ std::vector<KeyEntry> map_entries(const YAML::Node& map, const std::string& file
       merge_mark = km;
       continue;
     }
-    auto dup = std::find_if(out.begin(), out.end(), [&](const KeyEntry& f) { return f.name == name; });
+    auto dup =
+        std::find_if(out.begin(), out.end(), [&](const KeyEntry& f) { return f.name == name; });
     if (dup != out.end()) {
       if (diags)
         diags->error(file, km,

@@ -25,7 +25,8 @@ std::optional<Mark> excessive_nesting(std::string_view text, int max_depth = 64)
 // Parses text into a document; a syntax error goes to diags with its position. An unclosed flow
 // collection is reported at its opening bracket, and a quoted scalar that is never closed (which
 // yaml-cpp 0.7 accepts, swallowing the rest of the file) is refused.
-std::optional<YAML::Node> parse(const std::string& text, const std::string& file, Diagnostics& diags);
+std::optional<YAML::Node> parse(const std::string& text, const std::string& file,
+                                Diagnostics& diags);
 
 // yaml-cpp places an empty value (`key:` with nothing after it) at the next token, which is often
 // on a later line. These are the document's empty values with the position of their key instead,
@@ -45,8 +46,8 @@ struct KeyEntry {
 // A mapping's entries in order, with YAML merge keys (`<<: *anchor`, which yaml-cpp leaves to
 // the application) resolved: explicit keys win over merged ones. Non-scalar and duplicate keys
 // are reported to `diags` when it is given, and left out.
-std::vector<KeyEntry> map_entries(const YAML::Node& map, const std::string& file, Diagnostics* diags,
-                                  std::string_view what);
+std::vector<KeyEntry> map_entries(const YAML::Node& map, const std::string& file,
+                                  Diagnostics* diags, std::string_view what);
 // One key's value with merges resolved; an undefined node when absent.
 YAML::Node map_get(const YAML::Node& map, std::string_view key);
 

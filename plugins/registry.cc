@@ -5,7 +5,8 @@
 namespace labctl::plugins {
 
 void Registry::add(std::unique_ptr<sdk::Plugin> plugin) {
-  if (find(plugin->type())) throw std::logic_error("plugin type registered twice: " + plugin->type());
+  if (find(plugin->type()))
+    throw std::logic_error("plugin type registered twice: " + plugin->type());
   plugins_.push_back(std::move(plugin));
 }
 
@@ -29,7 +30,8 @@ const inventory::DeviceSchema* Registry::schema(std::string_view type) const {
 
 std::vector<std::string> Registry::types() const {
   std::vector<std::string> out;
-  for (const auto& p : plugins_) out.push_back(p->type());
+  for (const auto& p : plugins_)
+    out.push_back(p->type());
   return out;
 }
 

@@ -23,7 +23,8 @@ Result<Observation> Observation::from_json(const json& j) {
     o.health = j.value("health", json::object());
     o.facts = j.value("facts", json::object());
     for (const auto& f : j.value("findings", json::array()))
-      o.findings.push_back({f.value("severity", "warning"), f.value("code", ""), f.value("message", "")});
+      o.findings.push_back(
+          {f.value("severity", "warning"), f.value("code", ""), f.value("message", "")});
     return o;
   } catch (const json::exception& e) {
     return fail(Errc::InvalidInput, std::string("observation: ") + e.what());
@@ -31,10 +32,11 @@ Result<Observation> Observation::from_json(const json& j) {
 }
 
 json Step::to_json() const {
-  return {{"key", key},       {"action", action},   {"title", title},
-          {"reason", reason}, {"args", args},       {"weight", weight},
-          {"writes", writes}, {"hop", hop},         {"hops", hops},
-          {"timeout_ms", timeout.count()}};
+  return {{"key", key},       {"action", action},
+          {"title", title},   {"reason", reason},
+          {"args", args},     {"weight", weight},
+          {"writes", writes}, {"hop", hop},
+          {"hops", hops},     {"timeout_ms", timeout.count()}};
 }
 
 Result<Step> Step::from_json(const json& j) {
@@ -61,7 +63,8 @@ bool DeviceContext::sleep_for(std::chrono::milliseconds d) {
   while (std::chrono::steady_clock::now() < end) {
     if (cancelled()) return false;
     auto left = end - std::chrono::steady_clock::now();
-    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(left, std::chrono::milliseconds(50)));
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(left, std::chrono::milliseconds(50)));
   }
   return !cancelled();
 }

@@ -60,10 +60,10 @@ struct Step {
   std::string action;  // executor name: "stage", "flash", "wait-online", "verify", ...
   std::string title;   // "flash 1.04 (hop 1/2)"
   std::string reason;  // why this step is needed; shown by `plan`
-  json args = json::object();  // what the executor needs; never secrets
-  int weight = 1;              // relative duration, for one honest progress bar
-  bool writes = true;          // changes the device (false: waits and read-backs)
-  int hop = 0, hops = 0;       // 1-based hop index and count, 0 for non-firmware steps
+  json args = json::object();            // what the executor needs; never secrets
+  int weight = 1;                        // relative duration, for one honest progress bar
+  bool writes = true;                    // changes the device (false: waits and read-backs)
+  int hop = 0, hops = 0;                 // 1-based hop index and count, 0 for non-firmware steps
   std::chrono::milliseconds timeout{0};  // 0: the engine's default
 
   json to_json() const;

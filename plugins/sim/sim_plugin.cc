@@ -35,10 +35,12 @@ KeySpec sim_keys(Kind kind) {
     f.push_back(key::boolean("default-credentials")
                     .describe("the BMC still accepts ADMIN/ADMIN when new")
                     .defaults(true));
-    f.push_back(key::boolean("fan-full-speed").describe("a 3-pin fan runs flat out").defaults(false));
+    f.push_back(
+        key::boolean("fan-full-speed").describe("a 3-pin fan runs flat out").defaults(false));
   }
   if (kind == Kind::Hypervisor) {
-    f.push_back(key::list("vms", key::string("vm")).describe("VMs the host has when new (stopped)"));
+    f.push_back(
+        key::list("vms", key::string("vm")).describe("VMs the host has when new (stopped)"));
   }
   auto m = key::map("sim", std::move(f)).describe("how the simulated device behaves");
   return m;
@@ -63,20 +65,25 @@ inventory::DeviceSchema make_schema(Kind kind) {
       s.capabilities = {"firmware"};
       s.model_required = true;
       s.keys.push_back(key::string("extension").range(1, 32));
-      s.keys.push_back(key::map("sip", {key::string("server").req(), key::integer("port").range(1, 65535).defaults(5060),
-                                        key::secret("password").req()}));
+      s.keys.push_back(key::map(
+          "sip", {key::string("server").req(), key::integer("port").range(1, 65535).defaults(5060),
+                  key::secret("password").req()}));
       break;
     case Kind::Hypervisor:
       s.type = "sim-hypervisor";
       s.summary = "simulated ESXi host";
       s.capabilities = {"hypervisor"};
       s.keys.push_back(key::device_ref("bmc", {"power"}).describe("the BMC that powers the host"));
-      s.keys.push_back(key::list("vms", key::map("vm", {
-          key::string("name").req().range(1, 80),
-          key::choice("state", {"running", "stopped", "absent"}).defaults("running"),
-          key::boolean("autostart").defaults(false),
-          key::list("after", key::string("vm")).describe("VMs that must be running first"),
-      })));
+      s.keys.push_back(key::list(
+          "vms",
+          key::map(
+              "vm",
+              {
+                  key::string("name").req().range(1, 80),
+                  key::choice("state", {"running", "stopped", "absent"}).defaults("running"),
+                  key::boolean("autostart").defaults(false),
+                  key::list("after", key::string("vm")).describe("VMs that must be running first"),
+              })));
       break;
     case Kind::Drive:
       s.type = "sim-drive";
@@ -116,7 +123,8 @@ Result<json> load(sdk::DeviceContext& ctx, const sdk::Device& d, Kind kind) {
   if (kind == Kind::Hypervisor && !s.contains("vms")) {
     s["vms"] = json::object();
     for (const auto& v : p.value("vms", json::array()))
-      if (v.is_string()) s["vms"][v.get<std::string>()] = {{"state", "stopped"}, {"autostart", false}};
+      if (v.is_string())
+        s["vms"][v.get<std::string>()] = {{"state", "stopped"}, {"autostart", false}};
   }
   return st;
 }
@@ -133,7 +141,8 @@ std::optional<Error> injected_failure(json& state, const sdk::Device& d, std::st
     if (used >= f.value("times", 1)) continue;
     state["fail_used"][k] = used + 1;
     auto code = errc_from_name(f.value("error", "internal"));
-    return Error(code, "simulated " + f.value("error", std::string("failure")) + " during " + std::string(action));
+    return Error(code, "simulated " + f.value("error", std::string("failure")) + " during " +
+                           std::string(action));
   }
   return std::nullopt;
 }
@@ -177,7 +186,8 @@ std::vector<const json*> vm_order(const json& vms, std::vector<const json*>* stu
     for (auto it = pending.begin(); it != pending.end();) {
       bool ready = true;
       for (const auto& a : (*it)->value("after", json::array()))
-        if (a.is_string() && names.count(a.get<std::string>()) && !placed.count(a.get<std::string>()))
+        if (a.is_string() && names.count(a.get<std::string>()) &&
+            !placed.count(a.get<std::string>()))
           ready = false;
       if (ready) {
         placed.insert((*it)->value("name", ""));
@@ -203,10 +213,14 @@ SimPlugin::SimPlugin(Kind kind) : kind_(kind), schema_(make_schema(kind)) {}
 
 std::string_view SimPlugin::cli_noun() const {
   switch (kind_) {
-    case Kind::Bmc: return "bmc";
-    case Kind::Phone: return "phone";
-    case Kind::Hypervisor: return "hypervisor";
-    case Kind::Drive: return "drive";
+    case Kind::Bmc:
+      return "bmc";
+    case Kind::Phone:
+      return "phone";
+    case Kind::Hypervisor:
+      return "hypervisor";
+    case Kind::Drive:
+      return "drive";
   }
   return "sim";
 }
@@ -227,7 +241,8 @@ void SimPlugin::check_device(const sdk::Device& d, const sdk::Inventory&,
       const std::string a = after[j].is_string() ? after[j].get<std::string>() : "";
       if (!index.count(a))
         report.error("/vms/" + std::to_string(i) + "/after/" + std::to_string(j),
-                     "VM '" + vms[i].value("name", "") + "' starts after '" + a + "', which is not a VM of this host");
+                     "VM '" + vms[i].value("name", "") + "' starts after '" + a +
+                         "', which is not a VM of this host");
     }
   }
   // VMs that can never be placed in start order wait for each other (unknown names are
@@ -236,62 +251,78 @@ void SimPlugin::check_device(const sdk::Device& d, const sdk::Inventory&,
   vm_order(vms, &stuck);
   if (!stuck.empty()) {
     std::vector<std::string> names;
-    for (const json* v : stuck) names.push_back(v->value("name", ""));
+    for (const json* v : stuck)
+      names.push_back(v->value("name", ""));
     report.error("/vms/" + std::to_string(index[names.front()]) + "/after",
                  "VMs wait for each other in a cycle: " + text::join_list(names, ", "));
   }
 }
 
 Result<std::vector<sdk::Step>> SimPlugin::hop_steps(const sdk::Device& d,
-                                                     const sdk::HopInfo& hop) const {
+                                                    const sdk::HopInfo& hop) const {
   const std::string v = hop.to.text;
-  const std::string of = " (hop " + std::to_string(hop.index) + "/" + std::to_string(hop.count) + ")";
+  const std::string of =
+      " (hop " + std::to_string(hop.index) + "/" + std::to_string(hop.count) + ")";
   std::vector<sdk::Step> out;
   switch (kind_) {
     case Kind::Bmc: {
       bool factory = hop.release && hop.release->options.is_object() &&
                      hop.release->options.value("reset-to-factory", std::string()) == "recommended";
       out.push_back(step("upload@" + v, "upload", "upload " + v + of, hop.reason, true, 3, &hop));
-      out.push_back(step("flash@" + v, "flash", "flash " + v + (factory ? ", reset to factory" : "") + of,
-                         hop.reason, true, 10, &hop));
+      out.push_back(step("flash@" + v, "flash",
+                         "flash " + v + (factory ? ", reset to factory" : "") + of, hop.reason,
+                         true, 10, &hop));
       out.back().args["preserve_config"] = !factory;
-      out.push_back(step("wait-online@" + v, "wait-online", "wait for the BMC to come back" + of, "", false, 2, &hop));
+      out.push_back(step("wait-online@" + v, "wait-online", "wait for the BMC to come back" + of,
+                         "", false, 2, &hop));
       out.push_back(step("verify@" + v, "verify", "verify firmware " + v + of, "", false, 1, &hop));
       if (factory && d.params.contains("credentials"))
-        out.push_back(step("reprovision@" + v, "set-credentials", "re-apply the inventory's credentials" + of,
-                           "factory settings after the flash: ADMIN/ADMIN until re-provisioned", true, 1, &hop));
+        out.push_back(step(
+            "reprovision@" + v, "set-credentials", "re-apply the inventory's credentials" + of,
+            "factory settings after the flash: ADMIN/ADMIN until re-provisioned", true, 1, &hop));
       break;
     }
     case Kind::Phone:
-      out.push_back(step("publish@" + v, "publish", "publish load " + v + " to the phone" + of, hop.reason, true, 1, &hop));
-      out.push_back(step("trigger@" + v, "trigger", "make the phone fetch its load" + of, "", true, 1, &hop));
-      out.push_back(step("watch@" + v, "flash", "watch the phone install " + v + of, "", true, 10, &hop));
+      out.push_back(step("publish@" + v, "publish", "publish load " + v + " to the phone" + of,
+                         hop.reason, true, 1, &hop));
+      out.push_back(
+          step("trigger@" + v, "trigger", "make the phone fetch its load" + of, "", true, 1, &hop));
+      out.push_back(
+          step("watch@" + v, "flash", "watch the phone install " + v + of, "", true, 10, &hop));
       out.push_back(step("verify@" + v, "verify", "verify load " + v + of, "", false, 1, &hop));
       break;
     case Kind::Drive:
       if (!d.params.value("accept-brick-risk", false))
         return fail(Errc::PreconditionFailed,
-                    "flashing a drive can brick it: set 'accept-brick-risk: true' on the device to consent");
-      out.push_back(step("identify@" + v, "identify", "identify the drive (expect " + hop.from.text + ")" + of, "", false, 1, &hop));
-      out.push_back(step("flash@" + v, "flash", "write firmware " + v + of, hop.reason, true, 10, &hop));
-      out.push_back(step("wait-online@" + v, "wait-online", "wait for the drive to come back" + of, "", false, 2, &hop));
+                    "flashing a drive can brick it: set 'accept-brick-risk: true' on the device to "
+                    "consent");
+      out.push_back(step("identify@" + v, "identify",
+                         "identify the drive (expect " + hop.from.text + ")" + of, "", false, 1,
+                         &hop));
+      out.push_back(
+          step("flash@" + v, "flash", "write firmware " + v + of, hop.reason, true, 10, &hop));
+      out.push_back(step("wait-online@" + v, "wait-online", "wait for the drive to come back" + of,
+                         "", false, 2, &hop));
       out.push_back(step("verify@" + v, "verify", "verify firmware " + v + of, "", false, 1, &hop));
       break;
     case Kind::Hypervisor:
-      return fail(Errc::NotSupported, "labctl audits ESXi versions but does not install hypervisor firmware");
+      return fail(Errc::NotSupported,
+                  "labctl audits ESXi versions but does not install hypervisor firmware");
   }
   return out;
 }
 
-std::vector<sdk::Step> SimPlugin::reconcile_steps(const sdk::Device& d,
-                                                  const sdk::Observation& obs,
-                                                  const std::vector<sdk::Step>& firmware_steps) const {
+std::vector<sdk::Step> SimPlugin::reconcile_steps(
+    const sdk::Device& d, const sdk::Observation& obs,
+    const std::vector<sdk::Step>& firmware_steps) const {
   std::vector<sdk::Step> out;
-  const bool reprovisioned = std::any_of(firmware_steps.begin(), firmware_steps.end(),
-                                         [](const sdk::Step& s) { return s.action == "set-credentials"; });
+  const bool reprovisioned =
+      std::any_of(firmware_steps.begin(), firmware_steps.end(),
+                  [](const sdk::Step& s) { return s.action == "set-credentials"; });
   if (kind_ == Kind::Bmc && d.params.contains("credentials") && !reprovisioned &&
       obs.facts.value("credentials", "") == "default") {
-    out.push_back(step("set-credentials", "set-credentials", "set the inventory's user and password",
+    out.push_back(step("set-credentials", "set-credentials",
+                       "set the inventory's user and password",
                        "the BMC still has its factory login", true, 1));
   }
   if (kind_ == Kind::Hypervisor) {
@@ -304,28 +335,33 @@ std::vector<sdk::Step> SimPlugin::reconcile_steps(const sdk::Device& d,
       const std::string state = exists ? have[name].value("state", "stopped") : "absent";
       if (want == "absent") {
         if (exists) {
-          auto s = step("undefine@" + name, "vm-undefine", "remove VM " + name, "absent in the inventory", true, 1);
+          auto s = step("undefine@" + name, "vm-undefine", "remove VM " + name,
+                        "absent in the inventory", true, 1);
           s.args["vm"] = name;
           out.push_back(s);
         }
         continue;
       }
       if (!exists) {
-        auto s = step("define@" + name, "vm-define", "define VM " + name, "missing on the host", true, 1);
+        auto s = step("define@" + name, "vm-define", "define VM " + name, "missing on the host",
+                      true, 1);
         s.args["vm"] = name;
         out.push_back(s);
       }
       bool want_auto = vm->value("autostart", false);
       if (!exists || have[name].value("autostart", false) != want_auto) {
-        auto s = step("autostart@" + name, "vm-autostart", std::string(want_auto ? "enable" : "disable") + " autostart of " + name,
+        auto s = step("autostart@" + name, "vm-autostart",
+                      std::string(want_auto ? "enable" : "disable") + " autostart of " + name,
                       "autostart differs from the inventory", true, 1);
         s.args["vm"] = name;
         s.args["autostart"] = want_auto;
         out.push_back(s);
       }
       if (state != want) {
-        auto s = step((want == "running" ? "start@" : "stop@") + name, want == "running" ? "vm-start" : "vm-stop",
-                      (want == "running" ? "start VM " : "stop VM ") + name, "VM is " + state + ", inventory wants " + want, true, 2);
+        auto s = step((want == "running" ? "start@" : "stop@") + name,
+                      want == "running" ? "vm-start" : "vm-stop",
+                      (want == "running" ? "start VM " : "stop VM ") + name,
+                      "VM is " + state + ", inventory wants " + want, true, 2);
         s.args["vm"] = name;
         out.push_back(s);
       }
@@ -338,12 +374,14 @@ Result<sdk::Observation> SimPlugin::probe(sdk::DeviceContext& ctx, const sdk::De
   const json& p = sim_params(d);
   if (!ctx.sleep_for(std::chrono::milliseconds(p.value("probe-delay", std::int64_t{0}))))
     return fail(Errc::Cancelled, "probe cancelled");
-  if (p.value("unreachable", false)) return fail(Errc::Unreachable, "no answer from " + d.name + " (simulated)");
+  if (p.value("unreachable", false))
+    return fail(Errc::Unreachable, "no answer from " + d.name + " (simulated)");
   auto st = load(ctx, d, kind_);
   if (!st) return std::unexpected(st.error());
   json& s = *st;
   if (auto e = injected_failure(s, d, "probe")) {
-    if (auto saved = save_state(state_file(ctx, d), s); !saved) return std::unexpected(saved.error());
+    if (auto saved = save_state(state_file(ctx, d), s); !saved)
+      return std::unexpected(saved.error());
     return std::unexpected(*e);
   }
   sdk::Observation o;
@@ -354,33 +392,41 @@ Result<sdk::Observation> SimPlugin::probe(sdk::DeviceContext& ctx, const sdk::De
     o.facts["credentials"] = s["credentials"];
     o.health["power"] = s["power"];
     const bool loud = p.value("fan-full-speed", false);
-    o.health["fans"] = json::array({{{"name", "FAN1"}, {"rpm", loud ? 4200 : 1500}, {"max_rpm", 4300}}});
+    o.health["fans"] =
+        json::array({{{"name", "FAN1"}, {"rpm", loud ? 4200 : 1500}, {"max_rpm", 4300}}});
     if (s["credentials"] == "default")
-      o.findings.push_back({"critical", "default-credentials", "the BMC accepts the factory login ADMIN/ADMIN"});
+      o.findings.push_back(
+          {"critical", "default-credentials", "the BMC accepts the factory login ADMIN/ADMIN"});
     if (loud)
-      o.findings.push_back({"warning", "fan-full-speed", "FAN1 runs at 98% of its top speed (a 3-pin fan on a PWM header?)"});
+      o.findings.push_back({"warning", "fan-full-speed",
+                            "FAN1 runs at 98% of its top speed (a 3-pin fan on a PWM header?)"});
   }
   if (kind_ == Kind::Hypervisor) o.facts["vms"] = s["vms"];
   if (kind_ == Kind::Phone) {
     // The seed's phones would not register with FreePBX's 32-character passwords: compare the
     // configured password with the model's limit from the catalog (its value is never shown).
     const auto* fam = ctx.catalog() ? ctx.catalog()->family_for_model(d.model) : nullptr;
-    const auto limit = fam && fam->quirks.is_object() ? fam->quirks.value("sip-password-max", 0) : 0;
+    const auto limit =
+        fam && fam->quirks.is_object() ? fam->quirks.value("sip-password-max", 0) : 0;
     if (limit > 0 && d.params.contains("sip")) {
       auto pw = ctx.secret(d, "/sip/password");
       if (!pw)
-        o.findings.push_back({"warning", "secret-unavailable", "SIP password: " + pw.error().message()});
+        o.findings.push_back(
+            {"warning", "secret-unavailable", "SIP password: " + pw.error().message()});
       else if (static_cast<int>(pw->size()) > limit)
         o.findings.push_back({"critical", "sip-password-too-long",
-                              "SIP password is " + std::to_string(pw->size()) + " characters; the " + d.model +
-                                  " accepts at most " + std::to_string(limit) + " (it will not register)"});
+                              "SIP password is " + std::to_string(pw->size()) +
+                                  " characters; the " + d.model + " accepts at most " +
+                                  std::to_string(limit) + " (it will not register)"});
     }
   }
   return o;
 }
 
-Result<bool> SimPlugin::step_done(sdk::DeviceContext& ctx, const sdk::Device& d, const sdk::Step& st) {
-  if (sim_params(d).value("unreachable", false)) return fail(Errc::Unreachable, "no answer from " + d.name + " (simulated)");
+Result<bool> SimPlugin::step_done(sdk::DeviceContext& ctx, const sdk::Device& d,
+                                  const sdk::Step& st) {
+  if (sim_params(d).value("unreachable", false))
+    return fail(Errc::Unreachable, "no answer from " + d.name + " (simulated)");
   auto loaded = load(ctx, d, kind_);
   if (!loaded) return std::unexpected(loaded.error());
   const json& s = *loaded;
@@ -399,16 +445,19 @@ Result<bool> SimPlugin::step_done(sdk::DeviceContext& ctx, const sdk::Device& d,
     if (a == "vm-define") return true;
     if (a == "vm-start") return vms[vm].value("state", "") == "running";
     if (a == "vm-stop") return vms[vm].value("state", "") == "stopped";
-    if (a == "vm-autostart") return vms[vm].value("autostart", false) == st.args.value("autostart", false);
+    if (a == "vm-autostart")
+      return vms[vm].value("autostart", false) == st.args.value("autostart", false);
   }
   return fail(Errc::NotSupported, "sim: unknown action '" + a + "'");
 }
 
 Status SimPlugin::run_step(sdk::DeviceContext& ctx, const sdk::Device& d, const sdk::Step& st) {
   const json& p = sim_params(d);
-  if (p.value("unreachable", false)) return fail(Errc::Unreachable, "no answer from " + d.name + " (simulated)");
+  if (p.value("unreachable", false))
+    return fail(Errc::Unreachable, "no answer from " + d.name + " (simulated)");
   const bool is_flash = st.action == "flash";
-  auto delay = std::chrono::milliseconds(p.value(is_flash ? "flash-delay" : "step-delay", std::int64_t{0}));
+  auto delay =
+      std::chrono::milliseconds(p.value(is_flash ? "flash-delay" : "step-delay", std::int64_t{0}));
   auto loaded = load(ctx, d, kind_);
   if (!loaded) return std::unexpected(loaded.error());
   json s = std::move(*loaded);
@@ -438,8 +487,9 @@ Status SimPlugin::run_step(sdk::DeviceContext& ctx, const sdk::Device& d, const 
   } else if (a == "verify" || a == "identify" || a == "wait-online") {
     const std::string want = a == "identify" ? st.args.value("from", "") : to;
     if (s.value("version", "") != want && !(a == "identify" && s.value("version", "") == to))
-      return fail(a == "verify" ? Errc::VerifyMismatch : Errc::PreconditionFailed,
-                  a + ": device reports " + s.value("version", std::string("?")) + ", expected " + want);
+      return fail(
+          a == "verify" ? Errc::VerifyMismatch : Errc::PreconditionFailed,
+          a + ": device reports " + s.value("version", std::string("?")) + ", expected " + want);
     return {};  // read-only
   } else if (a == "set-credentials") {
     auto pw = ctx.secret(d, "/credentials/password");
@@ -448,12 +498,18 @@ Status SimPlugin::run_step(sdk::DeviceContext& ctx, const sdk::Device& d, const 
   } else if (a.starts_with("vm-")) {
     const std::string vm = st.args.value("vm", "");
     json& vms = s["vms"];
-    if (a == "vm-define") vms[vm] = {{"state", "stopped"}, {"autostart", false}};
-    else if (a == "vm-undefine") vms.erase(vm);
-    else if (!vms.contains(vm)) return fail(Errc::PreconditionFailed, a + ": VM " + vm + " is not defined");
-    else if (a == "vm-start") vms[vm]["state"] = "running";
-    else if (a == "vm-stop") vms[vm]["state"] = "stopped";
-    else if (a == "vm-autostart") vms[vm]["autostart"] = st.args.value("autostart", false);
+    if (a == "vm-define")
+      vms[vm] = {{"state", "stopped"}, {"autostart", false}};
+    else if (a == "vm-undefine")
+      vms.erase(vm);
+    else if (!vms.contains(vm))
+      return fail(Errc::PreconditionFailed, a + ": VM " + vm + " is not defined");
+    else if (a == "vm-start")
+      vms[vm]["state"] = "running";
+    else if (a == "vm-stop")
+      vms[vm]["state"] = "stopped";
+    else if (a == "vm-autostart")
+      vms[vm]["autostart"] = st.args.value("autostart", false);
   } else {
     return fail(Errc::NotSupported, "sim: unknown action '" + a + "'");
   }
@@ -464,14 +520,17 @@ Status SimPlugin::run_step(sdk::DeviceContext& ctx, const sdk::Device& d, const 
 std::vector<sdk::VerbSpec> SimPlugin::verbs() const {
   std::vector<sdk::VerbSpec> v{{"info", "what the device reports", {}, false}};
   if (kind_ == Kind::Bmc)
-    v.push_back({"power", "chassis power", {{"action", "status, on, off or cycle", true, {"status", "on", "off", "cycle"}}}, true});
+    v.push_back({"power",
+                 "chassis power",
+                 {{"action", "status, on, off or cycle", true, {"status", "on", "off", "cycle"}}},
+                 true});
   if (kind_ == Kind::Hypervisor) v.push_back({"vms", "the host's VMs and their state", {}, false});
   v.push_back({"writes", "how many writes of each kind the simulated device has seen", {}, false});
   return v;
 }
 
 Result<sdk::VerbResult> SimPlugin::run_verb(sdk::DeviceContext& ctx, const sdk::Device& d,
-                                             const std::string& verb, const json& args) {
+                                            const std::string& verb, const json& args) {
   auto loaded = load(ctx, d, kind_);
   if (!loaded) return std::unexpected(loaded.error());
   json s = std::move(*loaded);
@@ -485,7 +544,8 @@ Result<sdk::VerbResult> SimPlugin::run_verb(sdk::DeviceContext& ctx, const sdk::
   }
   if (verb == "writes") {
     r.data = s["writes"];
-    for (auto& [k, v] : s["writes"].items()) r.text += k + " " + v.dump() + "\n";
+    for (auto& [k, v] : s["writes"].items())
+      r.text += k + " " + v.dump() + "\n";
     return r;
   }
   if (verb == "power" && kind_ == Kind::Bmc) {
@@ -493,7 +553,8 @@ Result<sdk::VerbResult> SimPlugin::run_verb(sdk::DeviceContext& ctx, const sdk::
     if (action != "status") {
       s["power"] = action == "off" ? "off" : "on";
       count_write(s, "power-" + action);
-      if (auto saved = save_state(state_file(ctx, d), s); !saved) return std::unexpected(saved.error());
+      if (auto saved = save_state(state_file(ctx, d), s); !saved)
+        return std::unexpected(saved.error());
     }
     r.data = {{"power", s["power"]}};
     r.text = "Chassis Power is " + s["power"].get<std::string>() + "\n";
@@ -502,7 +563,8 @@ Result<sdk::VerbResult> SimPlugin::run_verb(sdk::DeviceContext& ctx, const sdk::
   if (verb == "vms" && kind_ == Kind::Hypervisor) {
     r.data = s["vms"];
     for (auto& [k, v] : s["vms"].items())
-      r.text += k + "  " + v.value("state", "") + (v.value("autostart", false) ? "  autostart" : "") + "\n";
+      r.text += k + "  " + v.value("state", "") +
+                (v.value("autostart", false) ? "  autostart" : "") + "\n";
     return r;
   }
   return Plugin::run_verb(ctx, d, verb, args);

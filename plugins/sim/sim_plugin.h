@@ -26,9 +26,9 @@ class SimPlugin : public sdk::Plugin {
 
   Result<std::vector<sdk::Step>> hop_steps(const sdk::Device& device,
                                            const sdk::HopInfo& hop) const override;
-  std::vector<sdk::Step> reconcile_steps(const sdk::Device& device,
-                                         const sdk::Observation& obs,
-                                         const std::vector<sdk::Step>& firmware_steps) const override;
+  std::vector<sdk::Step> reconcile_steps(
+      const sdk::Device& device, const sdk::Observation& obs,
+      const std::vector<sdk::Step>& firmware_steps) const override;
 
   Result<sdk::Observation> probe(sdk::DeviceContext& ctx, const sdk::Device& device) override;
   Result<bool> step_done(sdk::DeviceContext& ctx, const sdk::Device& device,

@@ -42,8 +42,9 @@ class TestContext : public sdk::DeviceContext {
 class SimPluginTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("sim-test-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("sim-test-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     plugins::register_builtin_plugins(registry_);
   }
@@ -52,10 +53,11 @@ class SimPluginTest : public ::testing::Test {
   sdk::Device device(const std::string& yaml) {
     inventory::LoadOptions lo;
     lo.catalog = fs::path(LABCTL_SOURCE_DIR) / "catalog/catalog.yaml";
-    auto r = inventory::load_inventory_text("version: 1\nsite: t\ndevices:\n" + yaml, "t.yaml", "/tmp",
-                                            registry_, lo);
+    auto r = inventory::load_inventory_text("version: 1\nsite: t\ndevices:\n" + yaml, "t.yaml",
+                                            "/tmp", registry_, lo);
     std::string diags;
-    for (const auto& d : r.diags.items()) diags += d.format() + "\n";
+    for (const auto& d : r.diags.items())
+      diags += d.format() + "\n";
     EXPECT_TRUE(r.inventory) << diags;
     return r.inventory ? r.inventory->devices.front() : sdk::Device{};
   }
@@ -101,7 +103,8 @@ TEST_F(SimPluginTest, FlashSequenceChangesVersionAndCountsEachWriteOnce) {
   SimPlugin bmc(Kind::Bmc);
   TestContext ctx(dir_);
   auto d = device(std::string(kBmc));
-  auto upload = step("upload", "2.50"), flash = step("flash", "2.50"), verify = step("verify", "2.50");
+  auto upload = step("upload", "2.50"), flash = step("flash", "2.50"),
+       verify = step("verify", "2.50");
   flash.args["preserve_config"] = false;
 
   EXPECT_FALSE(*bmc.step_done(ctx, d, upload));
@@ -181,7 +184,9 @@ TEST_F(SimPluginTest, CancellationStopsAStepWithoutEffect) {
   SimPlugin drive(Kind::Drive);
   TestContext ctx(dir_);
   ctx.cancel = true;
-  auto d = device("  - {name: bd, type: sim-drive, model: UJ240AS, sim: {firmware: \"1.01\", flash-delay: 2s}}\n");
+  auto d = device(
+      "  - {name: bd, type: sim-drive, model: UJ240AS, sim: {firmware: \"1.01\", flash-delay: "
+      "2s}}\n");
   auto r = drive.run_step(ctx, d, step("flash", "1.04"));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), Errc::Cancelled);
@@ -204,10 +209,11 @@ TEST_F(SimPluginTest, VmReconcileHonoursStartOrderAndConverges) {
   ASSERT_TRUE(o);
   auto steps = hv.reconcile_steps(d, *o, {});
   std::vector<std::string> keys;
-  for (const auto& s : steps) keys.push_back(s.key);
+  for (const auto& s : steps)
+    keys.push_back(s.key);
   // Dependency order (a VM after those it names), inventory order among VMs that are ready.
-  EXPECT_EQ(keys, (std::vector<std::string>{"start@dns", "undefine@old", "define@db", "autostart@db",
-                                            "start@db", "start@web"}));
+  EXPECT_EQ(keys, (std::vector<std::string>{"start@dns", "undefine@old", "define@db",
+                                            "autostart@db", "start@db", "start@web"}));
   for (const auto& s : steps) {
     ASSERT_FALSE(*hv.step_done(ctx, d, s)) << s.key;
     ASSERT_TRUE(hv.run_step(ctx, d, s)) << s.key;

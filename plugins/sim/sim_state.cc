@@ -29,11 +29,14 @@ Result<nlohmann::json> load_state(const fs::path& file) {
 Status save_state(const fs::path& file, const nlohmann::json& state) {
   std::error_code ec;
   fs::create_directories(file.parent_path(), ec);
-  if (ec) return fail(Errc::Internal, "sim state dir " + file.parent_path().string() + ": " + ec.message());
+  if (ec)
+    return fail(Errc::Internal,
+                "sim state dir " + file.parent_path().string() + ": " + ec.message());
   const fs::path tmp = file.string() + ".tmp";
   const std::string data = state.dump(2) + "\n";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return fail(Errc::Internal, "sim state " + tmp.string() + ": " + std::strerror(errno));
+  if (fd < 0)
+    return fail(Errc::Internal, "sim state " + tmp.string() + ": " + std::strerror(errno));
   std::size_t off = 0;
   while (off < data.size()) {
     ssize_t n = ::write(fd, data.data() + off, data.size() - off);

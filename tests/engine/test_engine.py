@@ -208,6 +208,47 @@ class Engine(unittest.TestCase):
         self.assertEqual(steps[("flaky", "flash")]["status"], "done")
         self.assertEqual(steps[("later", "flash")]["status"], "pending")
 
+    def test_step_timeout_is_a_retryable_timeout(self):
+        inv = self.write("t.yaml", """\
+            version: 1
+            site: t
+            devices:
+              - {name: slow, type: sim-drive, model: UJ240AS, firmware: "1.04", accept-brick-risk: true,
+                 sim: {firmware: "1.01", flash-delay: 5s}}
+            """)
+        t0 = time.monotonic()
+        code, out, err = self.run_labctl("apply", "--yes", "--step-timeout", "200ms", "--retry-delay", "10ms", inv)
+        self.assertLess(time.monotonic() - t0, 4, "the limit must cut the 5 s flash short")
+        self.assertEqual(code, 1, out + err)
+        self.assertIn("slow: write firmware 1.04 (hop 1/1): timeout: no result within the step's limit of 200 ms "
+                      "(after 3 attempts)", out)
+        self.assertEqual(sim_state(self.state).get("slow", {}).get("version", "1.01"), "1.01")
+
+    def test_terminal_progress(self):
+        import pty
+        inv = self.lab()
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execve(ARGS.labctl, self.cmd("apply", "--yes", "--parallel", "4", inv), self.env)
+        chunks = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        _, status = os.waitpid(pid, 0)
+        text = b"".join(chunks).decode(errors="replace")
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0, text[-2000:])
+        self.assertIn("\x1b[1A\x1b[2K", text)            # lines redrawn in place
+        self.assertRegex(text, r"\[#*\.*\] \d+/71 steps, 10 devices")  # the overall bar
+        self.assertRegex(text, r"phone\d: \[\d/8\] .*\(hop [12]/2\)  \d+% flash  \d+s")  # live: step, hop, progress, elapsed
+        self.assertIn("\u2713 htpc-bd: 8 steps run", text)
+        self.assertNotIn("\\x1b[32m", text)  # NO_COLOR: no colour, still live
+
     def test_dependencies_are_honoured(self):
         inv = self.lab()
         code, out, err = self.run_labctl("apply", "--yes", "--parallel", "8", inv)
