@@ -191,6 +191,23 @@ class Loader {
                  const std::string& pointer, Device& dev, std::string_view what);
   std::optional<SecretRef> secret(const YAML::Node& n, const std::string& what);
 
+  // Calls `f` for each mapping of a list section ('segments', 'agents', 'devices'), reporting a
+  // section that is not a list and entries that are not mappings.
+  template <typename F>
+  void each_mapping(const YAML::Node& list, std::string_view section, std::string_view item, F f) {
+    if (!list.IsSequence()) {
+      err(at(list), "'" + std::string(section) + "': " + expected_msg("a list", list));
+      return;
+    }
+    for (const auto& entry : list) {
+      if (!entry.IsMap()) {
+        err(at(entry), std::string(item) + ": " + expected_msg("a mapping", entry));
+        continue;
+      }
+      f(entry);
+    }
+  }
+
   // Sections --------------------------------------------------------------------------------
   void read_segments(const YAML::Node& n);
   void read_agents(const YAML::Node& n);
@@ -434,16 +451,8 @@ json Loader::value(const YAML::Node& n, const KeySpec& spec, const std::string& 
 
 void Loader::read_segments(const YAML::Node& n) {
   if (!n.IsDefined()) return;
-  if (!n.IsSequence()) {
-    err(at(n), "'segments': " + expected_msg("a list", n));
-    return;
-  }
-  std::unordered_map<std::string, Mark> names, interfaces;
-  for (const auto& sn : n) {
-    if (!sn.IsMap()) {
-      err(at(sn), "segment: " + expected_msg("a mapping", sn));
-      continue;
-    }
+  std::unordered_map<std::string, Mark> names;
+  each_mapping(n, "segments", "segment", [&](const YAML::Node& sn) {
     Segment seg;
     seg.mark = at(sn);
     yaml::MapReader r(sn, file_, diags_, kSegmentKeys, "segment");
@@ -590,21 +599,13 @@ void Loader::read_segments(const YAML::Node& n) {
       }
     }
     inv_.segments.push_back(std::move(seg));
-  }
+  });
 }
 
 void Loader::read_agents(const YAML::Node& n) {
   if (!n.IsDefined()) return;
-  if (!n.IsSequence()) {
-    err(at(n), "'agents': " + expected_msg("a list", n));
-    return;
-  }
   std::unordered_map<std::string, Mark> names;
-  for (const auto& an : n) {
-    if (!an.IsMap()) {
-      err(at(an), "agent: " + expected_msg("a mapping", an));
-      continue;
-    }
+  each_mapping(n, "agents", "agent", [&](const YAML::Node& an) {
     AgentDef a;
     a.mark = at(an);
     yaml::MapReader r(an, file_, diags_, kAgentKeys, "agent");
@@ -633,7 +634,7 @@ void Loader::read_agents(const YAML::Node& n) {
     if (r.has("description"))
       if (auto s = text(r.get("description"), "description")) a.description = *s;
     inv_.agents.push_back(std::move(a));
-  }
+  });
 }
 
 void Loader::read_device(const YAML::Node& n) {
@@ -806,18 +807,8 @@ void Loader::read_device(const YAML::Node& n) {
 }
 
 void Loader::read_devices(const YAML::Node& n) {
-  if (!n.IsSequence()) {
-    err(at(n), "'devices': " + expected_msg("a list", n));
-    return;
-  }
-  inv_.devices.reserve(n.size());
-  for (const auto& dn : n) {
-    if (!dn.IsMap()) {
-      err(at(dn), "device: " + expected_msg("a mapping", dn));
-      continue;
-    }
-    read_device(dn);
-  }
+  if (n.IsSequence()) inv_.devices.reserve(n.size());
+  each_mapping(n, "devices", "device", [&](const YAML::Node& dn) { read_device(dn); });
 }
 
 void Loader::check_references() {
