@@ -1,5 +1,7 @@
 #include "controller/cli.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -13,6 +15,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "agents/net/tftp/client.h"
+#include "agents/net/tftp/server.h"
 #include "common/text.h"
 #include "controller/apply.h"
 #include "controller/audit.h"
@@ -758,24 +762,97 @@ int run_cli(int argc, char** argv) {
   auto* tftp = app.add_subcommand("tftp", "the TFTP server alone, and a diagnostic client");
   tftp->require_subcommand(1);
   struct {
-    std::string root, bind, log, url, out;
-    int port = 69, blksize = 512, windowsize = 1;
+    std::string root, bind = "0.0.0.0", log, url, out;
+    int port = 69, blksize = 512, windowsize = 1, max_blksize = 65464, max_windowsize = 64,
+        threads = 2;
   } tf;
   auto* tserve = tftp->add_subcommand("serve", "serve a directory, like in.tftpd");
   tserve->add_option("--root", tf.root, "directory to serve")->required();
   tserve->add_option("--port", tf.port, "UDP port")->check(CLI::Range(1, 65535));
-  tserve->add_option("--bind", tf.bind, "address to listen on");
+  tserve->add_option("--bind", tf.bind, "address to listen on (\"::\" for IPv6 and IPv4)");
   tserve->add_option("--log", tf.log, "JSON-lines event log");
-  tserve->callback(
-      [&] { outcome.code = unavailable("tftp serve", "the TFTP service is still being built"); });
+  tserve->add_option("--max-blksize", tf.max_blksize, "largest block size granted")
+      ->check(CLI::Range(8, 65464));
+  tserve->add_option("--max-windowsize", tf.max_windowsize, "largest window granted (RFC 7440)")
+      ->check(CLI::Range(1, 65535));
+  tserve->add_option("--threads", tf.threads, "event-loop threads")->check(CLI::Range(1, 16));
+  tserve->callback([&] {
+    tftp::ServerConfig c;
+    c.root = tf.root;
+    c.bind_address = tf.bind;
+    c.port = static_cast<std::uint16_t>(tf.port);
+    c.log_path = tf.log;
+    c.max_blksize = static_cast<std::uint16_t>(tf.max_blksize);
+    c.max_windowsize = static_cast<std::uint16_t>(tf.max_windowsize);
+    c.threads = tf.threads;
+    c.on_event = [](const tftp::Event& e) {
+      if (e.kind == tftp::EventKind::Complete || e.kind == tftp::EventKind::Failed ||
+          e.kind == tftp::EventKind::Refused)
+        std::cerr << "labctl tftp: " << tftp::event_to_line(e) << "\n";
+    };
+    // SIGINT/SIGTERM are blocked before the loop threads start (they inherit the mask) and
+    // taken here with sigwait, so stop() runs on this thread, never in a signal handler.
+    sigset_t stop_signals, old_mask;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    ::pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
+    auto server = tftp::Server::start(std::move(c));
+    if (!server) {
+      ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+      std::cerr << "labctl tftp serve: " << server.error().message() << "\n";
+      outcome.code = kExitError;
+      return;
+    }
+    std::cerr << "labctl tftp: serving " << tf.root << " on " << (*server)->address() << " port "
+              << (*server)->port() << " (SIGINT or SIGTERM stops)\n";
+    int sig = 0;
+    ::sigwait(&stop_signals, &sig);
+    (*server)->stop();
+    ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+    const auto st = (*server)->stats();
+    std::cerr << "labctl tftp: stopped: " << st.completed << " transfers completed, " << st.failed
+              << " failed, " << st.refused << " refused\n";
+    outcome.code = kExitOk;
+  });
   auto* tget = tftp->add_subcommand("get", "fetch a file: tftp://HOST[:PORT]/NAME");
   tget->add_option("url", tf.url, "tftp:// URL")->required();
-  tget->add_option("-o,--output", tf.out, "output file");
+  tget->add_option("-o,--output", tf.out, "output file (default: standard output)");
   tget->add_option("--blksize", tf.blksize, "block size")->check(CLI::Range(8, 65464));
   tget->add_option("--windowsize", tf.windowsize, "window size (RFC 7440)")
       ->check(CLI::Range(1, 65535));
-  tget->callback(
-      [&] { outcome.code = unavailable("tftp get", "the TFTP client is still being built"); });
+  tget->callback([&] {
+    auto url = tftp::parse_url(tf.url);
+    if (!url) {
+      std::cerr << "labctl tftp get: " << url.error().message() << "\n";
+      outcome.code = kExitError;
+      return;
+    }
+    tftp::ClientOptions o;
+    o.host = url->host;
+    o.port = url->port;
+    o.name = url->name;
+    o.blksize = static_cast<std::uint16_t>(tf.blksize);
+    o.windowsize = static_cast<std::uint16_t>(tf.windowsize);
+    const tftp::ClientSink to_stdout = [](std::span<const std::uint8_t> b) -> Status {
+      if (std::fwrite(b.data(), 1, b.size(), stdout) != b.size())
+        return fail(Errc::Internal, "standard output: write failed");
+      return {};
+    };
+    auto r = tf.out.empty() ? tftp::get(o, to_stdout) : tftp::get_file(o, tf.out);
+    if (r && tf.out.empty() && std::fflush(stdout) != 0)
+      r = fail(Errc::Internal, "standard output: write failed");
+    if (!r) {
+      std::cerr << "labctl tftp get: " << r.error().message() << "\n";
+      outcome.code = kExitError;
+      return;
+    }
+    if (!tf.out.empty())
+      std::cerr << "labctl tftp get: " << tf.out << ": " << r->bytes << " bytes in "
+                << r->duration.count() << " ms (blksize " << r->blksize << ", window "
+                << r->windowsize << ")\n";
+    outcome.code = kExitOk;
+  });
 
   // per-device nouns
   struct NounSpec {

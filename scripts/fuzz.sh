@@ -29,7 +29,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="$ROOT/build/fuzz"
 CLANG_CC="${CLANG_CC:-clang-19}"
 CLANG_CXX="${CLANG_CXX:-clang++-19}"
-TARGETS=(${FUZZ_TARGETS:-inventory catalog version})
+TARGETS=(${FUZZ_TARGETS:-inventory catalog version tftp})
 JOBS="${FUZZ_JOBS:-2}"
 
 if ! command -v "$CLANG_CXX" >/dev/null; then
@@ -75,7 +75,7 @@ for t in "${TARGETS[@]}"; do
   args=(-max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 -max_len=65536
         -print_final_stats=1 -artifact_prefix="$BUILD/artifacts/$t-")
   # Seeds the dictionary cannot come from: YAML and key-name tokens for the YAML parsers.
-  if [[ "$t" != version && -f "$ROOT/tests/fuzz/yaml.dict" ]]; then
+  if [[ ( "$t" == inventory || "$t" == catalog ) && -f "$ROOT/tests/fuzz/yaml.dict" ]]; then
     args+=(-dict="$ROOT/tests/fuzz/yaml.dict")
   fi
   log="$BUILD/$t.log"
