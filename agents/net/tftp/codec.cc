@@ -92,10 +92,8 @@ Result<Packet> parse_request(Opcode op, Reader r) {
     if (r.rest().empty()) return fail(invalid(what, "no filename"));
     return fail(invalid(what, "filename is not terminated"));
   }
-  if (name->empty()) return fail(invalid(what, "empty filename"));
-  if (name->size() > kMaxFilename)
-    return fail(invalid(what, "filename of " + std::to_string(name->size()) +
-                                  " bytes is longer than " + std::to_string(kMaxFilename)));
+  // Empty and over-long names are well-formed packets; refusing them is the path policy's job
+  // (paths.cc), which answers with an access violation like any other refused name.
   auto mode = r.cstring();
   if (!mode) {
     if (r.rest().empty()) return fail(invalid(what, "no transfer mode"));
@@ -379,6 +377,10 @@ Negotiated negotiate(const Request& request, const NegotiationPolicy& policy,
         n.accepted.push_back({"tsize", std::to_string(*v)});
       } else if (!file_size) {
         ignore(o, "size not known in advance");
+      } else if (*file_size == 0) {
+        // curl (7.88) rejects an OACK carrying tsize 0 ("invalid tsize"); an empty file is
+        // announced by its first, empty DATA block instead.
+        ignore(o, "empty file");
       } else {
         n.tsize = *file_size;
         n.accepted.push_back({"tsize", std::to_string(*file_size)});

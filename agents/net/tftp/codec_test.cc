@@ -65,7 +65,8 @@ TEST(TftpCodec, ParsesWriteRequestAndModes) {
 TEST(TftpCodec, MalformedRequestsNameTheReason) {
   EXPECT_NE(parse_error(packet(1, "")).find("no filename"), std::string::npos);
   EXPECT_NE(parse_error(packet(1, "abc")).find("filename is not terminated"), std::string::npos);
-  EXPECT_NE(parse_error(packet(1, "\0octet\0"s)).find("empty filename"), std::string::npos);
+  // An empty name is a well-formed request; the path policy refuses it (paths_test).
+  EXPECT_TRUE(parse(packet(1, "\0octet\0"s)).has_value());
   EXPECT_NE(parse_error(packet(1, "f\0"s)).find("no transfer mode"), std::string::npos);
   EXPECT_NE(parse_error(packet(1, "f\0oct"s)).find("transfer mode is not terminated"),
             std::string::npos);
@@ -86,8 +87,8 @@ TEST(TftpCodec, MalformedRequestsNameTheReason) {
                                "1\0"s))
                 .find("empty option name"),
             std::string::npos);
-  EXPECT_NE(parse_error(packet(1, std::string(256, 'a') + "\0octet\0"s)).find("longer than 255"),
-            std::string::npos);
+  // Over-long names parse too: paths.cc refuses them with an access violation.
+  EXPECT_TRUE(parse(packet(1, std::string(256, 'a') + "\0octet\0"s)));
   EXPECT_TRUE(parse(packet(1, std::string(255, 'a') + "\0octet\0"s)));
   std::string many = "f\0octet\0"s;
   for (int i = 0; i < 33; ++i)
