@@ -114,6 +114,19 @@ struct Endpoint {
   std::string key() const { return text() + "/" + std::to_string(port()); }
 };
 
+// A recvmsg header receiving into `buf`, with the sender's address into `from` and ancillary
+// data into `control`.
+msghdr receive_header(Endpoint& from, iovec& iov, std::span<std::uint8_t> control) {
+  msghdr h{};
+  h.msg_name = &from.addr;
+  h.msg_namelen = sizeof from.addr;
+  h.msg_iov = &iov;
+  h.msg_iovlen = 1;
+  h.msg_control = control.data();
+  h.msg_controllen = control.size();
+  return h;
+}
+
 Result<Endpoint> numeric_endpoint(const std::string& host, std::uint16_t port) {
   std::string h = host.empty() ? "0.0.0.0" : host;
   if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
@@ -762,13 +775,7 @@ class Worker {
       alignas(cmsghdr) std::array<std::uint8_t, 512> control{};
       std::uint8_t sink[64];
       iovec iov{sink, sizeof sink};
-      msghdr h{};
-      h.msg_name = &to.addr;
-      h.msg_namelen = sizeof to.addr;
-      h.msg_iov = &iov;
-      h.msg_iovlen = 1;
-      h.msg_control = control.data();
-      h.msg_controllen = control.size();
+      msghdr h = receive_header(to, iov, control);
       if (::recvmsg(t.sock.get(), &h, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) return true;
       to.len = h.msg_namelen;
       if (!to.same(t.peer)) continue;  // e.g. an ERROR 5 to a stranger that has gone
@@ -782,12 +789,6 @@ class Worker {
         if (!icmp) continue;
         const int err = static_cast<int>(ee.ee_errno);
         if (err != ECONNREFUSED && err != EHOSTUNREACH && err != ENETUNREACH) continue;
-        if (t.op == Opcode::Rrq && t.oack_pending && t.size == 0) {
-          // A client told "tsize 0" may stop right there (curl does): it has the whole file.
-          complete(t);
-          finish(t);
-          return false;
-        }
         fail_transfer(t, std::nullopt, "", std::string("client unreachable: ") + std::strerror(err),
                       {});
         return false;
@@ -981,13 +982,7 @@ class Worker {
       from.len = sizeof from.addr;
       alignas(cmsghdr) std::array<std::uint8_t, 256> control{};
       iovec iov{rx_.data(), rx_.size()};
-      msghdr h{};
-      h.msg_name = &from.addr;
-      h.msg_namelen = sizeof from.addr;
-      h.msg_iov = &iov;
-      h.msg_iovlen = 1;
-      h.msg_control = control.data();
-      h.msg_controllen = control.size();
+      msghdr h = receive_header(from, iov, control);
       const ssize_t r = ::recvmsg(s_.listen_fd.get(), &h, 0);
       if (r < 0) {
         if (errno == EINTR) continue;

@@ -74,6 +74,21 @@ std::optional<std::int64_t> timestamp(Cur& c, int year) {
     }
     c = Cur(r.substr(i));
   };
+  // HH:MM:SS[.fraction], shared by both forms, into tm.
+  auto clock = [&] {
+    auto h = c.digits(2);
+    if (!h || !c.eat(":")) return false;
+    auto mi = c.digits(2);
+    if (!mi || !c.eat(":")) return false;
+    auto s = c.digits(2);
+    if (!s) return false;
+    fraction();
+    if (*h > 23 || *mi > 59 || *s > 60) return false;
+    tm.tm_hour = *h;
+    tm.tm_min = *mi;
+    tm.tm_sec = *s;
+    return true;
+  };
   if (std::isdigit(static_cast<unsigned char>(c.peek()))) {
     // ISO 8601: 2024-12-30T10:15:32[.123456][Z|+01:00|+0100]
     auto y = c.digits(4);
@@ -81,14 +96,7 @@ std::optional<std::int64_t> timestamp(Cur& c, int year) {
     auto mo = c.digits(2);
     if (!mo || !c.eat("-")) return std::nullopt;
     auto d = c.digits(2);
-    if (!d || !(c.eat("T") || c.eat(" "))) return std::nullopt;
-    auto h = c.digits(2);
-    if (!h || !c.eat(":")) return std::nullopt;
-    auto mi = c.digits(2);
-    if (!mi || !c.eat(":")) return std::nullopt;
-    auto s = c.digits(2);
-    if (!s) return std::nullopt;
-    fraction();
+    if (!d || !(c.eat("T") || c.eat(" ")) || !clock()) return std::nullopt;
     int offset_min = 0;
     if (c.eat("Z")) {
     } else if (c.peek() == '+' || c.peek() == '-') {
@@ -100,14 +108,10 @@ std::optional<std::int64_t> timestamp(Cur& c, int year) {
       if (!oh || !om) return std::nullopt;
       offset_min = sign * (*oh * 60 + *om);
     }
-    if (*mo < 1 || *mo > 12 || *d < 1 || *d > 31 || *h > 23 || *mi > 59 || *s > 60)
-      return std::nullopt;
+    if (*mo < 1 || *mo > 12 || *d < 1 || *d > 31) return std::nullopt;
     tm.tm_year = *y - 1900;
     tm.tm_mon = *mo - 1;
     tm.tm_mday = *d;
-    tm.tm_hour = *h;
-    tm.tm_min = *mi;
-    tm.tm_sec = *s;
     const std::time_t t = ::timegm(&tm);
     return (static_cast<std::int64_t>(t) - offset_min * 60) * 1000 + ms;
   }
@@ -117,15 +121,8 @@ std::optional<std::int64_t> timestamp(Cur& c, int year) {
   c.eat(c.rest().substr(0, 3));
   c.spaces();
   auto d = c.digits();
-  if (!d || !c.eat(" ")) return std::nullopt;
-  auto h = c.digits(2);
-  if (!h || !c.eat(":")) return std::nullopt;
-  auto mi = c.digits(2);
-  if (!mi || !c.eat(":")) return std::nullopt;
-  auto s = c.digits(2);
-  if (!s) return std::nullopt;
-  fraction();
-  if (*d < 1 || *d > 31 || *h > 23 || *mi > 59 || *s > 60) return std::nullopt;
+  if (!d || !c.eat(" ") || !clock()) return std::nullopt;
+  if (*d < 1 || *d > 31) return std::nullopt;
   if (year == 0) {
     const std::time_t now = std::time(nullptr);
     std::tm lt{};
@@ -135,9 +132,6 @@ std::optional<std::int64_t> timestamp(Cur& c, int year) {
   tm.tm_year = year - 1900;
   tm.tm_mon = mon;
   tm.tm_mday = *d;
-  tm.tm_hour = *h;
-  tm.tm_min = *mi;
-  tm.tm_sec = *s;
   tm.tm_isdst = -1;
   const std::time_t t = std::mktime(&tm);
   return static_cast<std::int64_t>(t) * 1000 + ms;
