@@ -29,6 +29,7 @@ namespace labctl::tftp {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using std::chrono::microseconds;
 using std::chrono::milliseconds;
 
 std::int64_t unix_ms() {
@@ -264,9 +265,19 @@ struct Transfer {
   Clock::time_point started;
   std::int64_t started_unix_ms = 0;
 
-  // timers
-  milliseconds base_rto{1000}, cur_rto{1000};
+  // timers. base_rto is the client's "timeout" option or the configured first timeout: the upper
+  // bound of the adaptive timeout and the start of the backoff schedule; cur_rto is what is armed.
+  milliseconds base_rto{1000};
+  microseconds cur_rto{1000000};
   int retries = 0;
+  Clock::time_point last_progress;  // last new ACK (read) or DATA (write)
+  // Round-trip estimate (RFC 6298) from a window's first send to its ACK, microseconds; srtt < 0
+  // until the first sample. Karn: a retransmitted window gives no sample.
+  std::int64_t srtt_us = -1, rttvar_us = 0;
+  Clock::time_point window_sent_at;
+  bool window_resent = false;
+  std::uint64_t fast_restart_base = 0;  // the base a duplicate ACK last restarted the window at
+  bool acked_window_resent = false;     // the window the last new ACK ended was sent twice
   std::uint64_t retransmits = 0;
   Clock::time_point rto_deadline, hard_deadline;
   bool in_timers = false;
@@ -569,6 +580,41 @@ class Worker {
     }
   }
 
+  // How long a silent client is waited for: the fixed schedule from base_rto, backing off up to
+  // max_retransmit_timeout, for max_retries retransmissions.
+  microseconds give_up_after(const Transfer& t) const {
+    microseconds total{0}, step = t.base_rto;
+    const microseconds cap = std::max<microseconds>(s_.cfg.max_retransmit_timeout, t.base_rto);
+    for (int i = 0; i <= s_.cfg.max_retries; ++i) {
+      total += step;
+      step = std::min(cap, std::chrono::duration_cast<microseconds>(step * s_.cfg.backoff));
+    }
+    return total;
+  }
+
+  // RFC 6298 with a floor (min_retransmit_timeout) and a ceiling (base_rto): the timeout follows
+  // the measured round trip, so a lost block costs a few round trips, not the client's "timeout"
+  // (curl asks for 6 s).
+  void rtt_sample(Transfer& t, Clock::time_point now) {
+    if (t.window_resent) return;  // Karn: ambiguous
+    const std::int64_t r = std::max<std::int64_t>(
+        1, std::chrono::duration_cast<microseconds>(now - t.window_sent_at).count());
+    if (t.srtt_us < 0) {
+      t.srtt_us = r;
+      t.rttvar_us = r / 2;
+    } else {
+      t.rttvar_us = (3 * t.rttvar_us + std::abs(t.srtt_us - r)) / 4;
+      t.srtt_us = (7 * t.srtt_us + r) / 8;
+    }
+  }
+
+  microseconds adaptive_rto(const Transfer& t) const {
+    if (t.srtt_us < 0) return t.base_rto;
+    const microseconds rto{t.srtt_us + std::max<std::int64_t>(1000, 4 * t.rttvar_us)};
+    return std::clamp<microseconds>(
+        rto, std::min<microseconds>(s_.cfg.min_retransmit_timeout, t.base_rto), t.base_rto);
+  }
+
   void on_timeout(Transfer& t, Clock::time_point now) {
     if (t.dallying) {
       finish(t);
@@ -581,7 +627,10 @@ class Worker {
           {});
       return;
     }
-    if (++t.retries > s_.cfg.max_retries) {
+    // Give up after max_retries retransmissions, and only once the client has also been silent
+    // for as long as the fixed schedule would have waited: a short adaptive timeout must not turn
+    // a few unlucky losses in a row into a failed transfer.
+    if (++t.retries > s_.cfg.max_retries && now - t.last_progress >= give_up_after(t)) {
       std::string what;
       if (t.op == Opcode::Rrq)
         what = t.oack_pending ? "no ACK of the OACK"
@@ -595,8 +644,9 @@ class Worker {
           {});
       return;
     }
-    const auto next = std::chrono::duration_cast<milliseconds>(t.cur_rto * s_.cfg.backoff);
-    t.cur_rto = std::min(next, std::max(s_.cfg.max_retransmit_timeout, t.base_rto));
+    const auto next = std::chrono::duration_cast<microseconds>(t.cur_rto * s_.cfg.backoff);
+    t.cur_rto = std::min<microseconds>(next, std::max(s_.cfg.max_retransmit_timeout, t.base_rto));
+    t.window_resent = true;
     ++t.retransmits;
     s_.stats.retransmits.fetch_add(1, std::memory_order_relaxed);
     if (t.op == Opcode::Rrq && !t.oack_pending) {
@@ -623,6 +673,7 @@ class Worker {
 
   // Sends the window that starts at block `from`. False when the transfer ended (read error).
   bool start_window(Transfer& t, std::uint64_t from) {
+    t.window_sent_at = Clock::now();
     t.win_first = from;
     t.win_next = from;
     t.win_count = t.windowsize;
@@ -870,7 +921,14 @@ class Worker {
       if (block != 0) return true;
       t.oack_pending = false;
       t.retries = 0;
-      t.cur_rto = t.base_rto;
+      t.last_progress = now;
+      if (t.retransmits == 0) {  // the OACK's round trip is the first sample (Karn otherwise)
+        t.window_resent = false;
+        t.window_sent_at = t.started;
+        rtt_sample(t, now);
+      }
+      t.window_resent = false;
+      t.cur_rto = adaptive_rto(t);
       if (!start_window(t, 1)) return false;
       arm(t, now);
       return true;
@@ -878,11 +936,8 @@ class Worker {
     // Which block is acknowledged: the one in [base - 1, sent_max] with this wire number.
     const std::uint64_t prev = t.base - 1;
     const std::uint64_t acked = prev + static_cast<std::uint16_t>(block - (prev & 0xffff));
-    if (acked == prev || acked > t.sent_max) {
-      // A duplicate or late ACK: never answered with data (Sorcerer's Apprentice, RFC 1123
-      // 4.2.3.1). The retransmission timer alone resends.
-      return true;
-    }
+    if (acked == prev && acked < t.sent_max) return on_repeated_ack(t, now);
+    if (acked == prev || acked > t.sent_max) return true;  // late, or not sent yet: ignored
     t.base = acked + 1;
     t.bytes = (t.last_seq && acked == t.last_seq) ? (t.last_seq - 1) * t.blksize + t.last_len
                                                   : acked * t.blksize;
@@ -893,8 +948,38 @@ class Worker {
     }
     progress(t);
     t.retries = 0;
-    t.cur_rto = t.base_rto;
+    t.last_progress = now;
+    rtt_sample(t, now);
+    t.acked_window_resent = t.window_resent;
+    t.window_resent = false;
+    t.cur_rto = adaptive_rto(t);
     // RFC 7440: the next window starts right after the acknowledged block.
+    if (!start_window(t, t.base)) return false;
+    arm(t, now);
+    return true;
+  }
+
+  // The client acknowledges again the block before the window we sent. With a window (RFC 7440
+  // section 4) that is how a client says the window's first block was lost: start again there.
+  // But an ACK can also be a copy -- duplicated by the network, or the echo of a window we sent
+  // twice -- and answering copies with data is the Sorcerer's Apprentice bug (RFC 1123 4.2.3.1):
+  // every duplicate would double every later block. So a repeated ACK restarts the window only
+  //  - with windowsize > 1 (in lock-step the client says nothing new; the adaptive timer resends),
+  //  - once per window start,
+  //  - when the acknowledged window was sent once (copies of its ACK are expected otherwise: this
+  //    is what stops the cascade after at most one extra window),
+  //  - and half a round trip or more after the window left (a network copy of the ACK that started
+  //    it arrives right behind the original).
+  bool on_repeated_ack(Transfer& t, Clock::time_point now) {
+    if (t.windowsize < 2 || t.fast_restart_base == t.base || t.acked_window_resent) return true;
+    const std::int64_t since =
+        std::chrono::duration_cast<microseconds>(now - t.window_sent_at).count();
+    const std::int64_t srtt = t.srtt_us < 0 ? t.base_rto.count() * 1000 : t.srtt_us;
+    if (since < srtt / 2) return true;
+    t.fast_restart_base = t.base;
+    t.window_resent = true;
+    ++t.retransmits;
+    s_.stats.retransmits.fetch_add(1, std::memory_order_relaxed);
     if (!start_window(t, t.base)) return false;
     arm(t, now);
     return true;
@@ -951,6 +1036,7 @@ class Worker {
     t.last_reply = build_ack(d.block);
     ++t.expected;
     t.retries = 0;
+    t.last_progress = now;
     t.cur_rto = t.base_rto;
     if (d.payload.size() < t.blksize) {
       if (auto c = commit_write(*t.target, s_.cfg.write_area->overwrite); !c) {
@@ -1262,6 +1348,7 @@ class Worker {
     t->started = Clock::now();
     t->base_rto = neg.timeout_s ? milliseconds(*neg.timeout_s * 1000) : s_.cfg.retransmit_timeout;
     t->cur_rto = t->base_rto;
+    t->last_progress = t->started;
     t->hard_deadline = t->started + s_.cfg.transfer_timeout;
     t->next_progress = s_.cfg.progress_bytes;
 
@@ -1339,7 +1426,8 @@ Result<std::unique_ptr<Server>> Server::start(ServerConfig config) {
   if (c.max_blksize < kMinBlksize || c.max_blksize > kMaxBlksize)
     return fail(Errc::InvalidInput, "max blksize must be 8-65464");
   if (c.max_windowsize < 1) return fail(Errc::InvalidInput, "max windowsize must be at least 1");
-  if (c.retransmit_timeout.count() <= 0 || c.transfer_timeout.count() <= 0)
+  if (c.retransmit_timeout.count() <= 0 || c.transfer_timeout.count() <= 0 ||
+      c.min_retransmit_timeout.count() <= 0)
     return fail(Errc::InvalidInput, "timeouts must be positive");
   if (!(c.backoff >= 1.0 && c.backoff <= 16.0))
     return fail(Errc::InvalidInput, "backoff must be between 1 and 16");

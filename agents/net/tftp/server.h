@@ -89,7 +89,10 @@ struct ServerConfig {
   std::size_t max_window_bytes = 1u << 20;  // per-transfer buffer bound (windowsize x blksize)
   bool clamp_to_path_mtu = true;            // lower blksize so DATA fits the route's MTU
   std::chrono::milliseconds retransmit_timeout{1000};  // first timeout; a client's "timeout" wins
-  double backoff = 2.0;                                // timeout multiplier per retransmission
+  // Once round trips have been measured the timeout adapts to them (RFC 6298), between this floor
+  // and the first timeout above.
+  std::chrono::milliseconds min_retransmit_timeout{20};
+  double backoff = 2.0;  // timeout multiplier per retransmission
   std::chrono::milliseconds max_retransmit_timeout{8000};
   int max_retries = 6;  // retransmissions of one packet or window before giving up
   std::chrono::milliseconds transfer_timeout{std::chrono::minutes(30)};  // whole transfer

@@ -161,6 +161,13 @@ class TftpServer : public ::testing::Test {
     server_ = std::move(*s);
   }
   void start() { start(config()); }
+  // The adaptive retransmission timeout held at 1 s, so that packets a test sees within a few
+  // hundred milliseconds can only be answers to what the test sent.
+  ServerConfig slow_timer_config() {
+    ServerConfig c = config();
+    c.min_retransmit_timeout = std::chrono::milliseconds(1000);
+    return c;
+  }
 
   ClientOptions client(const std::string& name) {
     ClientOptions o;
@@ -289,7 +296,7 @@ TEST_F(TftpServer, BlockNumbersRollOverPast65535) {
 }
 
 TEST_F(TftpServer, DuplicateAckNeverCausesDuplicateData) {
-  start();
+  start(slow_timer_config());
   Udp c;
   c.send(server_->port(), rrq("f2000"));  // 4 blocks: 512, 512, 512, 464
   auto d1 = c.recv();
@@ -320,8 +327,69 @@ TEST_F(TftpServer, DuplicateAckNeverCausesDuplicateData) {
   EXPECT_EQ(events_of(EventKind::Complete)[0].retransmits, 0u);
 }
 
+// Once the OACK's round trip has been measured, a lost block is sent again after a few round
+// trips, not after the configured 1 s (nor the client's "timeout"): on a lossy link that is the
+// difference between seconds and minutes.
+TEST_F(TftpServer, RetransmissionTimeoutAdaptsToTheRoundTrip) {
+  start();  // retransmit_timeout 1 s, adaptive floor 20 ms
+  Udp c;
+  c.send(server_->port(), rrq("f2000", {{"blksize", "512"}, {"timeout", "5"}}));
+  auto o = c.recv();
+  ASSERT_TRUE(o);
+  ASSERT_EQ(o->op(), 6);
+  const std::uint16_t tid = o->port;
+  c.send(tid, ack(0));
+  auto d1 = c.recv();
+  ASSERT_TRUE(d1);
+  ASSERT_EQ(d1->block(), 1);
+  const auto sent = std::chrono::steady_clock::now();
+  auto again = c.recv(3000);  // block 1 not acknowledged: it comes again
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->block(), 1);
+  const auto waited = std::chrono::steady_clock::now() - sent;
+  EXPECT_LT(waited, std::chrono::milliseconds(500)) << "the timeout did not adapt";
+  c.send(tid, ack(1));
+  auto d2 = c.recv();
+  ASSERT_TRUE(d2);
+  EXPECT_EQ(d2->block(), 2);
+}
+
+// The Sorcerer's Apprentice with a window: a copy of an ACK restarts the window once, the client
+// answers both copies of the window, and the second of those ACKs must not restart the next window
+// (or every window would go out twice from then on).
+TEST_F(TftpServer, RepeatedAckRestartsAWindowOnceAndNeverCascades) {
+  start(slow_timer_config());
+  Udp c;
+  c.send(server_->port(), rrq("f6154", {{"windowsize", "2"}}));  // 13 blocks
+  auto o = c.recv();
+  ASSERT_TRUE(o);
+  ASSERT_EQ(o->op(), 6);
+  const std::uint16_t tid = o->port;
+  c.send(tid, ack(0));
+  auto expect_blocks = [&](std::vector<std::uint16_t> want) {
+    for (auto b : want) {
+      auto d = c.recv();
+      ASSERT_TRUE(d) << "block " << b;
+      EXPECT_EQ(d->block(), b);
+    }
+  };
+  expect_blocks({1, 2});
+  c.send(tid, ack(2));
+  expect_blocks({3, 4});
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  c.send(tid, ack(2));  // a copy, late enough to look like a restart request: window again
+  expect_blocks({3, 4});
+  c.send(tid, ack(4));  // the client's ACK of the first copy of the window
+  expect_blocks({5, 6});
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  c.send(tid, ack(4));  // its ACK of the second copy: expected, ignored
+  EXPECT_FALSE(c.recv(400)) << "an echo of a resent window restarted the next one";
+  c.send(tid, ack(6));
+  expect_blocks({7, 8});
+}
+
 TEST_F(TftpServer, WindowRestartsAfterTheAcknowledgedBlock) {
-  start();
+  start(slow_timer_config());
   Udp c;
   c.send(server_->port(), rrq("f6154", {{"windowsize", "4"}}));  // 13 blocks
   auto o = c.recv();
@@ -339,8 +407,12 @@ TEST_F(TftpServer, WindowRestartsAfterTheAcknowledgedBlock) {
   expect_blocks({1, 2, 3, 4});
   c.send(tid, ack(4));
   expect_blocks({5, 6, 7, 8});
-  c.send(tid, ack(4));  // duplicate: ignored
-  EXPECT_FALSE(c.recv(400));
+  // Block 5 "lost": the client acknowledges 4 again, and the window starts over at 5 (RFC 7440
+  // section 4) -- once: a second copy of that ACK is ignored.
+  c.send(tid, ack(4));
+  expect_blocks({5, 6, 7, 8});
+  c.send(tid, ack(4));
+  EXPECT_FALSE(c.recv(400)) << "a second repeated ACK restarted the window again";
   c.send(tid, ack(6));  // 7 and 8 "lost": the next window starts at 7 (RFC 7440)
   expect_blocks({7, 8, 9, 10});
   c.send(tid, ack(10));
