@@ -21,6 +21,7 @@
 #include "controller/apply.h"
 #include "controller/audit.h"
 #include "controller/context.h"
+#include "controller/net_commands.h"
 #include "controller/plan_output.h"
 #include "controller/planner.h"
 #include "controller/schedule.h"
@@ -722,41 +723,54 @@ int run_cli(int argc, char** argv) {
   });
 
   // serve
-  std::string serve_inv;
+  ServeArgs sv;
   auto* serve = app.add_subcommand(
       "serve", "run the network services (TFTP, DHCP) and device watchers in the foreground");
-  serve->add_option("inventory", serve_inv, "inventory YAML file")->required();
-  serve->callback([&] {
-    outcome.code = unavailable("serve", "the TFTP and DHCP services are still being built");
-  });
+  serve->add_option("inventory", sv.inventory, "inventory YAML file")->required();
+  serve->add_option("--dhcp-port", sv.dhcp_port, "DHCP server port (clients get port + 1)")
+      ->check(CLI::Range(1, 65534));
+  serve
+      ->add_option("--tftp-port", sv.tftp_port,
+                   "TFTP port for every segment (default: each "
+                   "segment's tftp.port)")
+      ->check(CLI::Range(1, 65535));
+  serve->add_option("--log-dir", sv.log_dir, "where the JSON event logs go (default STATE/logs)");
+  serve->callback([&] { outcome.code = cmd_serve(context(), sv); });
 
   // dhcp
   auto* dhcp = app.add_subcommand("dhcp", "the DHCP service and configuration helpers");
   dhcp->require_subcommand(1);
-  struct {
-    std::string tftp, format = "isc", interface, range, router, dns, tftp_name, lease_db;
-  } dh;
+  DhcpOptionsArgs dopts;
   auto* dopt = dhcp->add_subcommand("options",
                                     "the exact lines for another DHCP server: option 150 as a list "
                                     "of addresses, option 66 as text");
-  dopt->add_option("--tftp", dh.tftp, "TFTP server addresses, comma-separated")->required();
-  dopt->add_option("--format", dh.format, "isc, kea, dnsmasq, cisco-ios, mikrotik or hex")
-      ->check(CLI::IsMember({"isc", "kea", "dnsmasq", "cisco-ios", "mikrotik", "hex"}));
-  dopt->callback(
-      [&] { outcome.code = unavailable("dhcp options", "arrives with the DHCP service"); });
+  dopt->add_option("--tftp", dopts.tftp, "TFTP server addresses, comma-separated")->required();
+  dopt->add_option("--format", dopts.format, "isc, kea, dnsmasq, cisco-ios, mikrotik or hex");
+  dopt->add_option("--tftp-name", dopts.tftp_name, "option 66 text (default: the first address)");
+  dopt->callback([&] { outcome.code = cmd_dhcp_options(dopts); });
+  DhcpServeArgs ds;
   auto* dserve = dhcp->add_subcommand("serve", "serve one segment without an inventory");
-  dserve->add_option("--interface", dh.interface, "interface")->required();
-  dserve->add_option("--range", dh.range, "FIRST-LAST")->required();
-  dserve->add_option("--router", dh.router, "router address");
-  dserve->add_option("--dns", dh.dns, "DNS servers");
-  dserve->add_option("--tftp", dh.tftp, "TFTP servers (option 150, and 66)");
-  dserve->add_option("--tftp-name", dh.tftp_name, "option 66 text");
-  dserve->add_option("--lease-db", dh.lease_db, "lease database");
-  dserve->callback(
-      [&] { outcome.code = unavailable("dhcp serve", "the DHCP service is still being built"); });
-  dhcp->add_subcommand("leases", "list leases")->callback([&] {
-    outcome.code = unavailable("dhcp leases", "the DHCP service is still being built");
-  });
+  dserve->add_option("--interface", ds.interface, "interface (its IPv4 address is the server's)")
+      ->required();
+  dserve->add_option("--range", ds.range, "pool, FIRST-LAST")->required();
+  dserve->add_option("--router", ds.router, "router address (option 3)");
+  dserve->add_option("--dns", ds.dns, "DNS servers, comma-separated (option 6)");
+  dserve->add_option("--tftp", ds.tftp, "TFTP servers, comma-separated (option 150, and 66)");
+  dserve->add_option("--tftp-name", ds.tftp_name, "option 66 text (default: the first --tftp)");
+  dserve->add_option("--lease-db", ds.lease_db, "lease database (default STATE/state.db)");
+  dserve->add_option("--lease-time", ds.lease_time, "lease time (default 1h)");
+  dserve->add_option("--log", ds.log, "JSON-lines event log");
+  dserve->add_option("--reserve", ds.reserve, "a fixed address: MAC=IP (repeatable)");
+  dserve->add_flag("--deny-unknown", ds.deny_unknown, "serve reserved MACs only");
+  dserve->add_option("--port", ds.port, "server port (clients get port + 1)")
+      ->check(CLI::Range(1, 65534));
+  dserve->callback([&] { outcome.code = cmd_dhcp_serve(context(), ds); });
+  DhcpLeasesArgs dl;
+  auto* dleases = dhcp->add_subcommand("leases", "list the leases in the lease database");
+  dleases->add_option("--lease-db", dl.lease_db, "lease database (default STATE/state.db)");
+  dleases->add_option("--segment", dl.segment, "one segment only");
+  dleases->add_flag("--json", dl.json, "as a JSON array");
+  dleases->callback([&] { outcome.code = cmd_dhcp_leases(context(), dl); });
 
   // tftp
   auto* tftp = app.add_subcommand("tftp", "the TFTP server alone, and a diagnostic client");

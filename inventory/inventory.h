@@ -67,6 +67,19 @@ struct Segment {
     std::string domain;
     std::int64_t lease_time_ms = 86'400'000;
     bool deny_unknown = false;
+    // Client classes (`dhcp: classes:`): who gets which extra options.
+    struct Class {
+      std::string name;
+      std::vector<std::string> vendor_class;  // option 60 prefixes
+      std::vector<std::string> oui;           // "00:0b:82", normalised
+      std::vector<std::string> types;         // inventory device types
+      std::optional<std::uint32_t> router;
+      std::vector<std::uint32_t> dns, ntp, tftp_servers;
+      std::string domain, tftp_server_name;
+      std::vector<std::uint8_t> always_send;  // option codes
+      Mark mark;
+    };
+    std::vector<Class> classes;
   } dhcp;
   struct Tftp {
     bool enabled = false;

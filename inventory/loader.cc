@@ -38,8 +38,11 @@ const std::vector<std::string> kTopKeys = {"version",  "site",   "catalog",
                                            "segments", "agents", "devices"};
 const std::vector<std::string> kSegmentKeys = {"name",  "interface", "subnet",
                                                "agent", "dhcp",      "tftp"};
-const std::vector<std::string> kDhcpKeys = {"mode", "range",  "router",     "dns",
-                                            "ntp",  "domain", "lease-time", "unknown-clients"};
+const std::vector<std::string> kDhcpKeys = {
+    "mode", "range", "router", "dns", "ntp", "domain", "lease-time", "unknown-clients", "classes"};
+const std::vector<std::string> kDhcpClassKeys = {
+    "name",         "vendor-class",     "oui",        "types", "router", "dns", "ntp", "domain",
+    "tftp-servers", "tftp-server-name", "always-send"};
 const std::vector<std::string> kTftpKeys = {"enabled", "root", "servers", "port"};
 const std::vector<std::string> kAgentKeys = {"name", "url", "description"};
 const std::vector<std::string> kDeviceCommonKeys = {
@@ -183,6 +186,76 @@ class Loader {
     for (const auto& e : n)
       if (auto a = ipv4(e, what)) out.push_back(*a);
     return out;
+  }
+
+  // A list of texts; a single text is accepted where a list is expected.
+  std::vector<std::string> text_list(const YAML::Node& n, std::string_view what) {
+    std::vector<std::string> out;
+    if (n.IsScalar()) {
+      out.push_back(n.Scalar());
+      return out;
+    }
+    if (!n.IsSequence()) {
+      err(at(n), std::string(what) + ": " + expected_msg("a list", n));
+      return out;
+    }
+    for (const auto& e : n)
+      if (auto t = text(e, what)) out.push_back(*t);
+    return out;
+  }
+
+  // `dhcp: classes:` -- each a name, what it matches and the options it adds.
+  void dhcp_classes(const YAML::Node& list, Segment& seg, const std::string& what) {
+    each_mapping(list, "classes", "dhcp class", [&](const YAML::Node& n) {
+      yaml::MapReader cr(n, file_, diags_, kDhcpClassKeys, what + " dhcp class");
+      Segment::Dhcp::Class c;
+      c.mark = at(n);
+      if (!cr.require("name")) return;
+      if (auto t = text(cr.get("name"), "class name")) c.name = *t;
+      for (const auto& other : seg.dhcp.classes)
+        if (other.name == c.name)
+          err(at(cr.get("name")), what + ": dhcp class '" + c.name + "' defined twice");
+      if (cr.has("vendor-class"))
+        c.vendor_class = text_list(cr.get("vendor-class"), "vendor-class");
+      if (cr.has("types")) c.types = text_list(cr.get("types"), "types");
+      if (cr.has("oui")) {
+        for (const auto& o : text_list(cr.get("oui"), "oui")) {
+          auto full = normalize_mac(o + ":00:00:00");
+          if (!full)
+            err(at(cr.get("oui")), "oui '" + o + "' is not three hex bytes (e.g. 00:0b:82)");
+          else
+            c.oui.push_back(full->substr(0, 8));
+        }
+      }
+      if (!cr.has("vendor-class") && !cr.has("types") && !cr.has("oui"))
+        err(at(n), what + ": dhcp class '" + c.name +
+                       "' matches nothing: give vendor-class, oui or types");
+      if (cr.has("router")) c.router = ipv4(cr.get("router"), "class router");
+      if (cr.has("dns")) c.dns = ipv4_list(cr.get("dns"), "class dns");
+      if (cr.has("ntp")) c.ntp = ipv4_list(cr.get("ntp"), "class ntp");
+      if (cr.has("tftp-servers"))
+        c.tftp_servers = ipv4_list(cr.get("tftp-servers"), "class tftp-servers");
+      if (cr.has("domain"))
+        if (auto t = text(cr.get("domain"), "class domain")) c.domain = *t;
+      if (cr.has("tftp-server-name"))
+        if (auto t = text(cr.get("tftp-server-name"), "tftp-server-name")) c.tftp_server_name = *t;
+      if (cr.has("always-send")) {
+        const auto& as = cr.get("always-send");
+        if (!as.IsSequence()) {
+          err(at(as), "always-send: " + expected_msg("a list of option codes", as));
+        } else {
+          for (const auto& e : as)
+            if (auto v = integer(e, "always-send")) {
+              if (*v < 1 || *v > 254 || *v == 52)
+                err(at(e), "always-send: option code " + std::to_string(*v) +
+                               " is not one a class can send (1-254, not 52)");
+              else
+                c.always_send.push_back(static_cast<std::uint8_t>(*v));
+            }
+        }
+      }
+      seg.dhcp.classes.push_back(std::move(c));
+    });
   }
 
   // Generic plugin-schema values -------------------------------------------------------------
@@ -564,6 +637,7 @@ void Loader::read_segments(const YAML::Node& n) {
                   "unknown-clients '" + *s + "'; expected allow or deny");
           }
         }
+        if (dr.has("classes")) dhcp_classes(dr.get("classes"), seg, what);
         if (seg.dhcp.mode == DhcpMode::Serve && seg.interface.empty())
           err(at(dr.get("mode")), what + ": dhcp mode serve needs the segment's 'interface'");
         if (seg.dhcp.mode != DhcpMode::Serve && dr.has("range"))

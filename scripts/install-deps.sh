@@ -12,7 +12,7 @@ BUILD_PKGS=(
 # Real peers and tools the tests and benchmarks run against.
 TEST_PKGS=(
   python3 python3-jsonschema python3-yaml python3-croniter util-linux openipmi ipmitool freeipmi-tools libvirt-clients curl tftp-hpa atftp tftpd-hpa
-  dnsmasq-base busybox isc-dhcp-client dhcpcd5 iproute2 kea-admin sip-tester tshark
+  dnsmasq-base busybox isc-dhcp-client dhcpcd5 iproute2 kea-admin kea-dhcp4-server isc-dhcp-server sip-tester tshark
   prometheus systemd sqlite3 sg3-utils cron
 )
 
@@ -34,4 +34,18 @@ SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+# The peers are programs the tests start themselves: their packaged daemons (tftpd-hpa on 69,
+# isc-dhcp-server and kea-dhcp4-server on 67, prometheus ...) must not start on install and take
+# the ports. policy-rc.d (exit 101: "action forbidden") is Debian's switch for that; one already
+# present is left alone.
+POLICY=/usr/sbin/policy-rc.d
+added_policy=0
+if [[ ! -e $POLICY ]]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee $POLICY >/dev/null
+  $SUDO chmod 755 $POLICY
+  added_policy=1
+fi
+rc=0
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" || rc=$?
+if ((added_policy)); then $SUDO rm -f $POLICY; fi
+exit $rc

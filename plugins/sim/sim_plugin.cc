@@ -62,7 +62,8 @@ inventory::DeviceSchema make_schema(Kind kind) {
     case Kind::Phone:
       s.type = "sim-phone";
       s.summary = "simulated Cisco IP phone";
-      s.capabilities = {"firmware"};
+      // tftp-boot: fetches its configuration and loads by TFTP, so DHCP gives it options 150/66.
+      s.capabilities = {"firmware", "tftp-boot"};
       s.model_required = true;
       s.keys.push_back(key::string("extension").range(1, 32));
       s.keys.push_back(key::map(
