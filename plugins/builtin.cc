@@ -1,4 +1,5 @@
 // The explicit list of plugins built into labctl. Add a plugin here, nowhere else.
+#include "plugins/cisco_phone/plugin.h"
 #include "plugins/registry.h"
 #include "plugins/sim/sim_plugin.h"
 
@@ -7,6 +8,7 @@ namespace labctl::plugins {
 void register_builtin_plugins(Registry& registry) {
   for (auto kind : {sim::Kind::Bmc, sim::Kind::Phone, sim::Kind::Hypervisor, sim::Kind::Drive})
     registry.add(std::make_unique<sim::SimPlugin>(kind));
+  registry.add(std::make_unique<cisco_phone::CiscoPhonePlugin>());
 }
 
 }  // namespace labctl::plugins

@@ -29,7 +29,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="$ROOT/build/fuzz"
 CLANG_CC="${CLANG_CC:-clang-19}"
 CLANG_CXX="${CLANG_CXX:-clang++-19}"
-TARGETS=(${FUZZ_TARGETS:-inventory catalog version tftp dhcp})
+TARGETS=(${FUZZ_TARGETS:-inventory catalog version tftp dhcp phone_info})
 JOBS="${FUZZ_JOBS:-2}"
 
 if ! command -v "$CLANG_CXX" >/dev/null; then

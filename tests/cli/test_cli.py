@@ -10,7 +10,9 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import unittest
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 ARGS = None
 
@@ -279,6 +281,87 @@ class Cli(unittest.TestCase):
         code, out, err = self.run_labctl("serve", self.example)
         self.assertEqual(code, 1)
         self.assertIn("segment", err)
+
+    def phone_web(self, mac="000B8201FC42", load="SCCP11.8-5-2S"):
+        """A phone's web server on 127.0.0.1: /DeviceInformationX as a 7911 answers it."""
+        body = (f"<?xml version=\"1.0\"?><DeviceInformation><MACAddress>{mac}</MACAddress>"
+                f"<HostName>SEP{mac}</HostName><phoneDN>1001</phoneDN><appLoadID>{load}</appLoadID>"
+                "<bootLoadID>tnp11.8-5-2TH1-9</bootLoadID><modelNumber>CP-7911G</modelNumber>"
+                "</DeviceInformation>").encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                ok = self.path == "/DeviceInformationX"
+                self.send_response(200 if ok else 404)
+                self.send_header("Content-Type", "text/xml")
+                self.end_headers()
+                if ok:
+                    self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        srv = HTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        self.addCleanup(srv.server_close)
+        self.addCleanup(srv.shutdown)
+        return srv.server_address[1]
+
+    def phone_inventory(self, port):
+        inv = os.path.join(self.tmp, "phones.yaml")
+        with open(inv, "w") as f:
+            f.write(textwrap.dedent(f"""\
+                version: 1
+                site: t
+                devices:
+                  - name: reception
+                    type: cisco-phone
+                    model: CP-7911G
+                    mac: 00:0b:82:01:fc:42
+                    ip: 127.0.0.1
+                    extension: "1001"
+                    web-port: {port}
+                    sip:
+                      server: 192.0.2.10
+                      password: {{env: LABCTL_TEST_SIP_PW}}
+                """))
+        return inv
+
+    def test_phone_info_reads_the_phones_web_server(self):
+        inv = self.phone_inventory(self.phone_web())
+        env = {"LABCTL_TEST_SIP_PW": "hunter2hunter2"}
+        code, out, err = self.run_labctl("phone", "reception", "info", "-i", inv, env=env)
+        self.assertEqual(code, 0, err)
+        self.assertIn("SCCP11.8-5-2S", out)
+        self.assertIn("tnp11.8-5-2TH1-9", out)
+        code, out, err = self.run_labctl("phone", "reception", "info", "--json", "-i", inv, env=env)
+        self.assertEqual(code, 0, err)
+        self.assertEqual(json.loads(out)["version"], "SCCP11.8-5-2S")
+        # Another phone answering at that address is a finding, not silence.
+        inv = self.phone_inventory(self.phone_web(mac="000B8201FC99"))
+        code, out, err = self.run_labctl("phone", "reception", "info", "-i", inv, env=env)
+        self.assertIn("000B8201FC99", out + err)
+        # Nothing listening: unreachable, exit 1, a message naming the phone.
+        inv = self.phone_inventory(1)
+        code, out, err = self.run_labctl("phone", "reception", "info", "-i", inv, env=env)
+        self.assertEqual(code, 1)
+        self.assertIn("reception", err)
+
+    def test_phone_config_hides_the_password_and_checks_its_length(self):
+        inv = self.phone_inventory(1)
+        code, out, err = self.run_labctl("phone", "reception", "config", "-i", inv,
+                                         env={"LABCTL_TEST_SIP_PW": "hunter2hunter2"})
+        self.assertEqual(code, 0, err)
+        self.assertIn("SEP000B8201FC42.cnf.xml", out)
+        self.assertIn("<authName>1001</authName>", out)
+        self.assertNotIn("hunter2", out + err)
+        self.assertIn("*" * 14, out)
+        # The seed's 32-character FreePBX password: refused before anything, by validate too.
+        long_pw = {"LABCTL_TEST_SIP_PW": "0123456789abcdef0123456789abcdef"}
+        code, out, err = self.run_labctl("validate", inv, env=long_pw)
+        self.assertEqual(code, 1)
+        self.assertIn("sip.password: 32 characters", err + out)
+        self.assertNotIn("0123456789abcdef", err + out)
 
     def test_bad_arguments(self):
         for args in (["plan"], ["frobnicate"], ["plan", "--parallel", "0", self.example],
