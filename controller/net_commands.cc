@@ -88,9 +88,10 @@ void tftp_options(dhcp::Options& o, const std::vector<std::uint32_t>& servers,
 // Vendor class (option 60) prefix Cisco IP phones send: "Cisco Systems, Inc. IP Phone CP-7911G".
 constexpr const char* kCiscoPhoneVendorClass = "Cisco Systems, Inc. IP Phone";
 
+// One line per event on stderr, offers left out (every ACK follows one; the JSON log has them).
 void print_event(const dhcp::Event& e) {
-  if (e.kind == dhcp::EventKind::BadPacket && e.reason.empty()) return;
-  std::cerr << "labctl dhcp: " << dhcp::event_to_line(e) << "\n";
+  if (e.kind == dhcp::EventKind::Offer) return;
+  std::cerr << "labctl dhcp: " + dhcp::event_to_line(e) + "\n";
 }
 
 }  // namespace

@@ -219,7 +219,12 @@ TEST_F(DhcpServerTest, ReservedPhoneGetsItsAddressAndOption150AsBinaryAddresses)
   ASSERT_NE(o150, nullptr);
   EXPECT_EQ(*o150, (std::vector<std::uint8_t>{10, 99, 0, 1, 10, 99, 0, 2}));
   EXPECT_EQ(text_option(*ack, opt::kTftpServerName), "10.99.0.1");
-  auto acks = events(EventKind::Ack);
+  // The ACK leaves before its event is emitted: wait for the event.
+  std::vector<Event> acks;
+  for (int i = 0; i < 200 && acks.empty(); ++i) {
+    acks = events(EventKind::Ack);
+    if (acks.empty()) std::this_thread::sleep_for(10ms);
+  }
   ASSERT_EQ(acks.size(), 1u);
   EXPECT_EQ(acks[0].device, "phone1");
   EXPECT_EQ(acks[0].classes, std::vector<std::string>{"phones"});
