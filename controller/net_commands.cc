@@ -88,9 +88,17 @@ void tftp_options(dhcp::Options& o, const std::vector<std::uint32_t>& servers,
 // Vendor class (option 60) prefix Cisco IP phones send: "Cisco Systems, Inc. IP Phone CP-7911G".
 constexpr const char* kCiscoPhoneVendorClass = "Cisco Systems, Inc. IP Phone";
 
-// One line per event on stderr, offers left out (every ACK follows one; the JSON log has them).
+// One line per event on stderr, offers left out (every ACK follows one). With a JSON log, which has
+// them all, only what needs a person's eye: NAKs, refusals, declines, bad packets, errors.
 void print_event(const dhcp::Event& e) {
   if (e.kind == dhcp::EventKind::Offer) return;
+  std::cerr << "labctl dhcp: " + dhcp::event_to_line(e) + "\n";
+}
+void print_notable_event(const dhcp::Event& e) {
+  using K = dhcp::EventKind;
+  if (e.kind == K::Offer || e.kind == K::Ack || e.kind == K::Inform || e.kind == K::Release ||
+      e.kind == K::Observed)
+    return;
   std::cerr << "labctl dhcp: " + dhcp::event_to_line(e) + "\n";
 }
 
@@ -164,7 +172,7 @@ int cmd_dhcp_serve(Context& ctx, const DhcpServeArgs& a) {
   c.lease_db = a.lease_db.empty() ? dhcp::default_lease_db_path(ctx.state_dir())
                                   : std::filesystem::path(a.lease_db);
   c.log_path = a.log;
-  c.on_event = print_event;
+  c.on_event = a.log.empty() ? print_event : print_notable_event;
   StopSignals stop;
   auto server = dhcp::Server::start(std::move(c));
   if (!server) {
@@ -380,7 +388,7 @@ int cmd_serve(Context& ctx, const ServeArgs& a) {
     c.lease_db = dhcp::default_lease_db_path(ctx.state_dir());
     c.log_path = log_dir / "dhcp.jsonl";
     c.hooks = hooks;
-    c.on_event = print_event;
+    c.on_event = print_notable_event;
     auto s = dhcp::Server::start(std::move(c));
     if (!s) {
       err << "labctl serve: dhcp: " << s.error().message() << "\n";

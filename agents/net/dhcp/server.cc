@@ -397,6 +397,17 @@ class Server::Impl {
       return;
     }
     if (client_port || msg->op != kBootRequest) return;  // replies of other servers
+    // A relay loop: our own address as the relay, or more relay hops than RFC 1542 allows (16).
+    if (msg->hops > 16) {
+      bad_packet(on, from, "relayed through " + std::to_string(msg->hops) + " hops (at most 16)");
+      return;
+    }
+    if (msg->giaddr != 0)
+      for (const auto& s : segments)
+        if (msg->giaddr == s->cfg.alloc.server_address) {
+          bad_packet(on, from, "relay address " + ipv4_string(msg->giaddr) + " is this server");
+          return;
+        }
     if (msg->hlen == 0 || msg->hlen > kChaddrSize) {
       bad_packet(on, from, "hardware address length " + std::to_string(msg->hlen));
       return;

@@ -295,6 +295,20 @@ TEST_F(DhcpServerTest, MalformedDatagramsAreCountedAndTheServerGoesOn) {
   EXPECT_GE(server_->stats().bad_packets, 4u);
 }
 
+TEST_F(DhcpServerTest, RelayLoopsAreDropped) {
+  start();
+  Relay r(ip(127, 0, 0, 2), port_);
+  // Our own address as the relay: answering would send the OFFER to ourselves.
+  r.send(port_, bytes_of(request(MessageType::Discover, 9, ip(127, 0, 0, 1))));
+  Message far = request(MessageType::Discover, 9, ip(127, 0, 0, 2));
+  far.hops = 17;  // RFC 1542: at most 16
+  r.send(port_, bytes_of(far));
+  EXPECT_FALSE(r.recv(300));
+  EXPECT_EQ(server_->stats().bad_packets, 2u);
+  EXPECT_EQ(server_->stats().offers, 0u);
+  ASSERT_TRUE(dora(r, 9)) << "the same client through a proper relay is served";
+}
+
 TEST_F(DhcpServerTest, ObserveModeAnswersNothingAndMapsAddresses) {
   ServerConfig c;
   SegmentConfig s = segment();
