@@ -286,24 +286,36 @@ class Engine(unittest.TestCase):
 
     def test_one_apply_at_a_time(self):
         inv = self.lab()
-        p = subprocess.Popen(self.cmd("apply", "--yes", "--parallel", "1", inv), env=self.env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        p = subprocess.Popen(self.cmd("apply", "--yes", "--parallel", "1", inv), env=self.env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         try:
-            time.sleep(0.5)
+            # The first apply holds the lock once it runs steps, however slow the machine is.
+            deadline = time.monotonic() + 60
+            for line in p.stdout:
+                if ": started" in line or time.monotonic() > deadline:
+                    break
             code, out, err = self.run_labctl("apply", "--yes", inv)
             self.assertEqual(code, 1)
             self.assertIn("another labctl apply is running", err)
         finally:
             p.kill()
             p.wait(timeout=30)
+            p.stdout.close()
 
     def test_changed_inventory_replans(self):
         inv = self.lab()
-        p = subprocess.Popen(self.cmd("apply", "--yes", inv), env=self.env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        time.sleep(0.5)
-        p.kill()
-        p.wait(timeout=30)
+        p = subprocess.Popen(self.cmd("apply", "--yes", inv), env=self.env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        # Killed once its run is journaled (a step has started), however slow the machine is.
+        deadline = time.monotonic() + 60
+        try:
+            for line in p.stdout:
+                if ": started" in line or time.monotonic() > deadline:
+                    break
+        finally:
+            p.kill()
+            p.wait(timeout=30)
+            p.stdout.close()
         with open(inv, "a") as f:
             f.write("\n# edited\n")
         code, out, err = self.run_labctl("apply", "--yes", inv)
