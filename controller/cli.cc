@@ -21,6 +21,7 @@
 #include "controller/apply.h"
 #include "controller/audit.h"
 #include "controller/context.h"
+#include "controller/firmware_commands.h"
 #include "controller/net_commands.h"
 #include "controller/plan_output.h"
 #include "controller/planner.h"
@@ -697,30 +698,33 @@ int run_cli(int argc, char** argv) {
   history->callback([&] { outcome.code = cmd_history(context(), ha); });
 
   // firmware
-  auto* firmware = app.add_subcommand("firmware", "the local firmware store");
+  auto* firmware =
+      app.add_subcommand("firmware", "the local firmware store (docs/firmware-store.md)");
   firmware->require_subcommand(1);
   std::vector<std::string> fw_files;
+  bool fw_json = false;
   auto* fw_import = firmware->add_subcommand(
-      "import", "unpack vendor bundles into the store and pin their checksums");
+      "import",
+      "unpack vendor bundles (.cop.sgn, .cop, .zip, .tar, .tar.gz) or catalog-named images into "
+      "the store and pin their checksums");
   fw_import->add_option("files", fw_files, "bundles or images")->required();
-  fw_import->callback([&] {
-    outcome.code =
-        unavailable("firmware import",
-                    "the firmware store and bundle import arrive with the phone and drive plugins");
-  });
-  firmware->add_subcommand("list", "what the store holds")->callback([&] {
-    outcome.code = unavailable("firmware list", "the firmware store is still being built");
-  });
+  fw_import->add_flag("--json", fw_json, "the result as JSON (docs/firmware-store.md)");
+  fw_import->callback([&] { outcome.code = cmd_firmware_import(context(), fw_files, fw_json); });
+  auto* fw_list = firmware->add_subcommand(
+      "list", "what the store holds: bundles, their files, the pinned checksums");
+  fw_list->add_flag("--json", fw_json, "as JSON (docs/firmware-store.md)");
+  fw_list->callback([&] { outcome.code = cmd_firmware_list(context(), fw_json); });
   firmware->add_subcommand("fetch", "download catalog firmware from its mirrors")->callback([&] {
     outcome.code = unavailable("firmware fetch", "mirror downloads arrive with the firmware store");
   });
-  auto* fw_verify =
-      firmware->add_subcommand("verify", "check images against the catalog and their formats");
-  fw_verify->add_option("files", fw_files, "images");
-  fw_verify->callback([&] {
-    outcome.code =
-        unavailable("firmware verify", "image verification arrives with the device plugins");
-  });
+  auto* fw_verify = firmware->add_subcommand(
+      "verify",
+      "re-hash the store's files against its index; with arguments, check files on disk (or "
+      "stored file names) against the store");
+  fw_verify->add_option("files", fw_files,
+                        "files to check, or names of stored files (default: the whole store)");
+  fw_verify->add_flag("--json", fw_json, "as JSON (docs/firmware-store.md)");
+  fw_verify->callback([&] { outcome.code = cmd_firmware_verify(context(), fw_files, fw_json); });
 
   // serve
   ServeArgs sv;

@@ -253,7 +253,7 @@ class Cli(unittest.TestCase):
 
     # the rest of the contract ------------------------------------------------------------------
     def test_unavailable_commands_say_so(self):
-        for args in (["firmware", "import", "x.cop.sgn"], ["firmware", "list"], ["agent", "init"]):
+        for args in (["firmware", "fetch"], ["agent", "init"]):
             code, out, err = self.run_labctl(*args)
             self.assertEqual(code, 3, args)
             self.assertIn("not available in this build yet", err, args)
@@ -362,6 +362,20 @@ class Cli(unittest.TestCase):
         self.assertEqual(code, 1)
         self.assertIn("sip.password: 32 characters", err + out)
         self.assertNotIn("0123456789abcdef", err + out)
+
+    def test_firmware_store_from_the_command_line(self):
+        code, out, err = self.run_labctl("firmware", "list", "--json")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(json.loads(out)["bundles"], [])
+        # Not a bundle: a clear error naming the file, exit 1, nothing stored.
+        bogus = os.path.join(self.tmp, "cmterm-7911-sip.9-4-2.cop.sgn")
+        with open(bogus, "wb") as f:
+            f.write(b"\x01\x00\x02\x01\x00" + b"not a signed header")
+        code, out, err = self.run_labctl("firmware", "import", bogus)
+        self.assertEqual(code, 1)
+        self.assertIn("cmterm-7911-sip.9-4-2.cop.sgn", out + err)
+        code, out, err = self.run_labctl("firmware", "list", "--json")
+        self.assertEqual(json.loads(out)["bundles"], [])
 
     def test_bad_arguments(self):
         for args in (["plan"], ["frobnicate"], ["plan", "--parallel", "0", self.example],
