@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <iomanip>
@@ -17,6 +18,7 @@
 
 #include "agents/net/tftp/client.h"
 #include "agents/net/tftp/server.h"
+#include "agents/net/tftp/syslog.h"
 #include "common/text.h"
 #include "controller/apply.h"
 #include "controller/audit.h"
@@ -26,6 +28,7 @@
 #include "controller/plan_output.h"
 #include "controller/planner.h"
 #include "controller/schedule.h"
+#include "plugins/cisco_phone/doctor.h"
 
 namespace labctl::controller {
 
@@ -420,7 +423,44 @@ struct DeviceVerbArgs {
   std::string verb;
   std::vector<std::string> rest;
   bool json = false;
+  std::string log;  // phone doctor --log FILE
+  int year = 0;
 };
+
+// `labctl phone doctor --log FILE`: what an in.tftpd syslog says about the phones it served.
+int cmd_phone_log_doctor(Context& ctx, const DeviceVerbArgs& a) {
+  std::ifstream in(a.log);
+  if (!in) {
+    std::cerr << "labctl phone doctor: cannot read " << a.log << ": " << std::strerror(errno)
+              << "\n";
+    return kExitError;
+  }
+  const auto events = tftp::parse_syslog(in, a.year);
+  inventory::Diagnostics diags;
+  const std::filesystem::path cat_path = ctx.options().catalog.empty()
+                                             ? inventory::default_catalog_path()
+                                             : std::filesystem::path(ctx.options().catalog);
+  auto catalog = inventory::load_catalog(cat_path, diags);
+  if (!catalog)
+    std::cerr << "labctl phone doctor: catalog " << cat_path.string()
+              << " unusable; loads are named from file names only\n";
+  const auto ds = cisco_phone::diagnose(events, catalog ? &*catalog : nullptr);
+  bool notable = false;
+  for (const auto& d : ds)
+    notable |= d.severity != "info";
+  if (a.json) {
+    json out = {{"log", a.log}, {"requests", events.size()}, {"diagnoses", json::array()}};
+    for (const auto& d : ds)
+      out["diagnoses"].push_back(cisco_phone::to_json(d));
+    std::cout << out.dump(2) << "\n";
+  } else {
+    std::cout << a.log << ": " << events.size() << " TFTP requests and refusals\n";
+    if (ds.empty()) std::cout << "nothing to say about any phone\n";
+    for (const auto& d : ds)
+      std::cout << cisco_phone::to_text(d);
+  }
+  return notable ? kExitReport : kExitOk;
+}
 
 std::string default_inventory() {
   if (const char* e = std::getenv("LABCTL_INVENTORY"); e && *e) return e;
@@ -897,8 +937,25 @@ int run_cli(int argc, char** argv) {
     sub->add_option("args", args->rest, "the verb's arguments");
     auto* raw = args.get();
     std::string noun = n.noun;
-    sub->callback(
-        [&outcome, &context, raw, noun] { outcome.code = cmd_device_verb(context(), noun, *raw); });
+    if (noun == "phone") {
+      sub->add_option("--log", args->log,
+                      "with NAME 'doctor': explain an in.tftpd syslog (labctl phone doctor --log "
+                      "FILE)");
+      sub->add_option("--year", args->year, "the year of the log's BSD timestamps (default: now)");
+    }
+    sub->callback([&outcome, &context, raw, noun] {
+      if (noun == "phone" && raw->device == "doctor" && raw->verb.empty()) {
+        if (raw->log.empty()) {
+          std::cerr << "labctl phone doctor: give --log FILE (an in.tftpd syslog), or a phone: "
+                       "labctl phone NAME doctor\n";
+          outcome.code = kExitError;
+          return;
+        }
+        outcome.code = cmd_phone_log_doctor(context(), *raw);
+        return;
+      }
+      outcome.code = cmd_device_verb(context(), noun, *raw);
+    });
     noun_cmds.emplace_back(sub, std::move(args));
   }
 

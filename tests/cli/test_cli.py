@@ -377,6 +377,26 @@ class Cli(unittest.TestCase):
         code, out, err = self.run_labctl("firmware", "list", "--json")
         self.assertEqual(json.loads(out)["bundles"], [])
 
+    def test_phone_doctor_reads_the_seeds_syslog(self):
+        log = os.path.join(ARGS.source, "tests", "data", "seed-in.tftpd.log")
+        code, out, err = self.run_labctl("phone", "doctor", "--log", log, "--year", "2024")
+        self.assertEqual(code, 2, err)  # something to report
+        self.assertIn("192.168.0.224: critical: asked term06.default.loads 6 times", out)
+        self.assertIn("SCCP11.8-5-2S", out)
+        code, out, err = self.run_labctl("phone", "doctor", "--log", log, "--json")
+        self.assertEqual(code, 2, err)
+        doc = json.loads(out)
+        self.assertEqual(doc["requests"], 18)
+        codes = {(d["client"], d["code"]) for d in doc["diagnoses"]}
+        self.assertIn(("192.168.0.224", "term-file-loop"), codes)
+        self.assertIn(("192.168.0.245", "load-fetched"), codes)
+        code, out, err = self.run_labctl("phone", "doctor", "--log", os.path.join(self.tmp, "nope.log"))
+        self.assertEqual(code, 1)
+        self.assertIn("nope.log", err)
+        code, out, err = self.run_labctl("phone", "doctor")
+        self.assertEqual(code, 1)
+        self.assertIn("--log", err)
+
     def test_bad_arguments(self):
         for args in (["plan"], ["frobnicate"], ["plan", "--parallel", "0", self.example],
                      ["audit", "--format", "xml", self.example], []):
