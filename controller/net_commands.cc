@@ -328,7 +328,10 @@ int cmd_serve(Context& ctx, const ServeArgs& a) {
   for (const auto& d : inv->devices)
     if (auto* p = ctx.registry().find(d.type))
       if (auto* h = p->net_hooks())
-        if (std::find(hooks.begin(), hooks.end(), h) == hooks.end()) hooks.push_back(h);
+        if (std::find(hooks.begin(), hooks.end(), h) == hooks.end()) {
+          h->attach(&*inv);
+          hooks.push_back(h);
+        }
   const auto log_dir =
       a.log_dir.empty() ? ctx.state_dir() / "logs" : std::filesystem::path(a.log_dir);
   std::error_code ec;

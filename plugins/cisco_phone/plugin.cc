@@ -248,4 +248,36 @@ Result<sdk::VerbResult> CiscoPhonePlugin::run_verb(sdk::DeviceContext& ctx, cons
   return fail(Errc::NotSupported, "phone verb '" + verb + "'");
 }
 
+std::optional<std::string> CiscoPhonePlugin::Hooks::tftp_virtual_file(
+    const sdk::TftpRequestInfo& request) {
+  if (inv_ == nullptr) return std::nullopt;
+  std::string want = request.name;
+  for (auto& c : want)
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (want.rfind("SEP", 0) != 0) return std::nullopt;
+  for (const auto& d : inv_->devices) {
+    if (d.type != "cisco-phone") continue;
+    auto name = sep_file_name(d.mac);
+    if (!name) continue;
+    std::string upper = *name;
+    for (auto& c : upper)
+      c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (upper != want) continue;
+    // The file carries the line's SIP secret: only the phone's own address gets it.
+    const auto ip = inventory::parse_ipv4(d.ip);
+    if (!ip || *ip != request.client_ip) return std::nullopt;
+    const json sip = d.params.value("sip", json::object());
+    auto ref = inventory::SecretRef::from_json(sip.value("password", json()));
+    if (!ref) return std::nullopt;
+    auto pw = inventory::resolve_secret(*ref);
+    if (!pw) return std::nullopt;
+    PhoneConfig c = config_of(d, *pw);
+    c.load_information = d.firmware.target;
+    auto xml = render_sep_config(c, limits_for(inv_->catalog.get(), d.model));
+    if (!xml) return std::nullopt;  // invalid (e.g. the password too long): no file at all
+    return *xml;
+  }
+  return std::nullopt;
+}
+
 }  // namespace labctl::cisco_phone

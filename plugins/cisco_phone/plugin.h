@@ -28,9 +28,23 @@ class CiscoPhonePlugin : public sdk::Plugin {
   std::vector<sdk::VerbSpec> verbs() const override;
   Result<sdk::VerbResult> run_verb(sdk::DeviceContext& ctx, const sdk::Device& device,
                                    const std::string& verb, const sdk::json& args) override;
+  sdk::NetHooks* net_hooks() override { return &hooks_; }
+
+  // TFTP virtual files: each phone of the inventory gets its own SEP<MAC>.cnf.xml, rendered from
+  // the inventory (password from its secret, loadInformation the firmware target) -- only when
+  // the request comes from the phone's own address (the file carries its SIP secret).
+  class Hooks : public sdk::NetHooks {
+   public:
+    void attach(const inventory::Inventory* inv) override { inv_ = inv; }
+    std::optional<std::string> tftp_virtual_file(const sdk::TftpRequestInfo& request) override;
+
+   private:
+    const inventory::Inventory* inv_ = nullptr;
+  };
 
  private:
   inventory::DeviceSchema schema_;
+  Hooks hooks_;
 };
 
 }  // namespace labctl::cisco_phone

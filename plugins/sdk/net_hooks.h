@@ -8,6 +8,10 @@
 #include <string>
 #include <vector>
 
+namespace labctl::inventory {
+struct Inventory;
+}
+
 namespace labctl::sdk {
 
 // A DHCP option a plugin wants sent to a client: code and raw value bytes (binary, already
@@ -25,6 +29,9 @@ struct TftpRequestInfo {
 class NetHooks {
  public:
   virtual ~NetHooks() = default;
+  // The inventory the services run for (`labctl serve`), before the first call below; it outlives
+  // the services. Hooks that serve per-device content look their devices up in it.
+  virtual void attach(const inventory::Inventory* /*inventory*/) {}
   // Options for a client the DHCP service is answering (matched by MAC, in lower-case hex pairs).
   virtual std::vector<DhcpOption> dhcp_options(const std::string& /*mac*/) { return {}; }
   // Generated content for a TFTP read request, or nullopt to fall back to the static tree.

@@ -29,6 +29,9 @@ ARGS = None
 PHONE_MAC = "00:0b:82:01:fc:42"
 OTHER_MAC = "02:00:00:00:00:77"
 PHONE_IP = "10.99.0.31"
+DESK_MAC = "00:0b:82:01:fc:43"
+DESK_IP = "10.99.0.32"
+DESK_SECRET = "desk-secret-15c"
 
 
 def inventory(pair, root):
@@ -54,6 +57,17 @@ devices:
     ip: {PHONE_IP}
     segment: lab
     extension: "1001"
+  - name: desk
+    type: cisco-phone
+    model: CP-7911G
+    mac: {DESK_MAC}
+    ip: {DESK_IP}
+    segment: lab
+    extension: "1002"
+    firmware: {{target: SIP11.9-4-2SR1-1S}}
+    sip:
+      server: 10.99.0.1
+      password: {{env: LABCTL_TEST_DESK_SIP}}
 """
 
 
@@ -76,8 +90,9 @@ class Serve(unittest.TestCase):
             f.write(inventory(cls.pair, cls.root))
         cls.state = os.path.join(cls.work, "state")
         cls.out = open(os.path.join(cls.work, "serve.out"), "wb")
+        env = dict(os.environ, LABCTL_TEST_DESK_SIP=DESK_SECRET)
         cls.proc = h.popen(cls.pair.exec_srv() + [ARGS.labctl, "--state-dir", cls.state, "serve", cls.inv],
-                           stdout=cls.out, stderr=subprocess.STDOUT)
+                           stdout=cls.out, stderr=subprocess.STDOUT, env=env)
         ok = h.wait_for(lambda: "running" in h.read_text(cls.out.name) or cls.proc.poll() is not None, 20)
         if not ok or cls.proc.poll() is not None:
             out = h.read_text(cls.out.name)
@@ -150,6 +165,28 @@ class Serve(unittest.TestCase):
             self.assertNotIn("opt150", env, "option 150 went to a client outside the phone class")
         finally:
             self.pair.set_client_mac(PHONE_MAC)
+
+    def tftp_from(self, addr, name):
+        self.pair.add_client_addr(addr + "/16")
+        out = os.path.join(self.work, "got-" + addr + "-" + name)
+        try:
+            rc, _, err = h.run_bounded(self.pair.exec_cli() + [
+                "curl", "-s", "-S", "--max-time", "20", "--interface", addr, "-o", out,
+                "tftp://10.99.0.1/" + name], 30)
+        finally:
+            self.pair.flush_client_addrs()
+        return rc, (h.read_text(out) if rc == 0 else err)
+
+    def test_5_cisco_phone_gets_its_own_configuration_and_nobody_else_does(self):
+        rc, xml = self.tftp_from(DESK_IP, "SEP000B8201FC43.cnf.xml")
+        self.assertEqual(rc, 0, xml)
+        self.assertIn("<authPassword>" + DESK_SECRET + "</authPassword>", xml)
+        self.assertIn("<authName>1002</authName>", xml)
+        self.assertIn("<loadInformation>SIP11.9-4-2SR1-1S</loadInformation>", xml)
+        # Another address asking the same name gets no file (it carries the SIP secret).
+        rc, err = self.tftp_from(PHONE_IP, "SEP000B8201FC43.cnf.xml")
+        self.assertNotEqual(rc, 0)
+        self.assertNotIn(DESK_SECRET, h.read_text(self.out.name))
 
     def test_4_leases_are_listed(self):
         r = subprocess.run([ARGS.labctl, "--state-dir", self.state, "dhcp", "leases", "--json"],
