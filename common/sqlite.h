@@ -1,5 +1,6 @@
 // What every SQLite user in labctl shares (the state store, the DHCP lease table, the firmware
-// index): errors as labctl::Error, the connection's lock, and a prepared statement. Header-only, so
+// index): errors as labctl::Error, the connection's lock, a prepared statement, exec and a
+// transaction. Header-only, so
 // only the libraries that already link SQLite use it.
 #pragma once
 
@@ -122,6 +123,51 @@ class Stmt {
   sqlite3_stmt* s_;
   std::string op_;
   int rc_ = SQLITE_OK;
+};
+
+// Runs SQL without results (sqlite3_exec); errors as db_error's.
+inline Status exec(std::string_view what, sqlite3* db, std::string_view sql, std::string_view op) {
+  char* err = nullptr;
+  const int rc = sqlite3_exec(db, std::string(sql).c_str(), nullptr, nullptr, &err);
+  if (rc == SQLITE_OK) return {};
+  const int primary = rc & 0xff;
+  std::string msg =
+      std::string(what) + ": " + std::string(op) + ": " + (err ? err : sqlite3_errstr(rc));
+  sqlite3_free(err);
+  return fail(primary == SQLITE_BUSY || primary == SQLITE_LOCKED ? Errc::Timeout : Errc::Internal,
+              std::move(msg));
+}
+
+// BEGIN IMMEDIATE ... COMMIT; rolls back unless committed. Errors name "OP: begin" / "OP: commit"
+// ("begin" / "commit" without an op).
+template <const char* What>
+class Txn {
+ public:
+  static Result<Txn> begin(sqlite3* db, std::string_view op = {}) {
+    if (auto s = exec(What, db, "BEGIN IMMEDIATE", step_name(op, "begin")); !s)
+      return fail(std::move(s.error()));
+    return Txn(db, op);
+  }
+  Txn(Txn&& o) noexcept : db_(std::exchange(o.db_, nullptr)), op_(std::move(o.op_)) {}
+  Txn& operator=(Txn&&) = delete;
+  Txn(const Txn&) = delete;
+  ~Txn() {
+    if (db_ != nullptr && !sqlite3_get_autocommit(db_))
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  Status commit() {
+    auto s = exec(What, db_, "COMMIT", step_name(op_, "commit"));
+    if (s) db_ = nullptr;
+    return s;
+  }
+
+ private:
+  Txn(sqlite3* db, std::string_view op) : db_(db), op_(op) {}
+  static std::string step_name(std::string_view op, std::string_view step) {
+    return op.empty() ? std::string(step) : std::string(op) + ": " + std::string(step);
+  }
+  sqlite3* db_;
+  std::string op_;
 };
 
 }  // namespace labctl::sqlite

@@ -50,42 +50,9 @@ using sqlite::DbLock;
 using Stmt = sqlite::Stmt<kWhat>;
 
 Status exec_sql(sqlite3* db, std::string_view sql, std::string_view op) {
-  char* err = nullptr;
-  const int rc = sqlite3_exec(db, std::string(sql).c_str(), nullptr, nullptr, &err);
-  if (rc == SQLITE_OK) return {};
-  const int primary = rc & 0xff;
-  std::string msg = "dhcp leases: " + std::string(op) + ": " + (err ? err : sqlite3_errstr(rc));
-  sqlite3_free(err);
-  return fail(primary == SQLITE_BUSY || primary == SQLITE_LOCKED ? Errc::Timeout : Errc::Internal,
-              std::move(msg));
+  return sqlite::exec(kWhat, db, sql, op);
 }
-
-// BEGIN IMMEDIATE ... COMMIT; rolls back unless committed.
-class Txn {
- public:
-  static Result<Txn> begin(sqlite3* db, std::string_view op) {
-    if (auto s = exec_sql(db, "BEGIN IMMEDIATE", std::string(op) + ": begin"); !s)
-      return fail(std::move(s.error()));
-    return Txn(db, op);
-  }
-  Txn(Txn&& o) noexcept : db_(std::exchange(o.db_, nullptr)), op_(std::move(o.op_)) {}
-  Txn& operator=(Txn&&) = delete;
-  Txn(const Txn&) = delete;
-  ~Txn() {
-    if (db_ != nullptr && !sqlite3_get_autocommit(db_))
-      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-  }
-  Status commit() {
-    auto s = exec_sql(db_, "COMMIT", op_ + ": commit");
-    if (s) db_ = nullptr;
-    return s;
-  }
-
- private:
-  Txn(sqlite3* db, std::string_view op) : db_(db), op_(op) {}
-  sqlite3* db_;
-  std::string op_;
-};
+using Txn = sqlite::Txn<kWhat>;
 
 // Runs a PRAGMA and, when `expect` is not empty, checks the value it reports.
 Status pragma(sqlite3* db, std::string_view sql, std::string_view expect) {
