@@ -46,6 +46,11 @@ struct LocalAgentOptions {
   std::filesystem::path state_dir;  // plugin state lives in state_dir/plugins/<type>
   const inventory::Catalog* catalog = nullptr;
   const std::atomic<bool>* cancel = nullptr;  // set by SIGINT handling; may be null
+  // The verified files of a release from the firmware store (DeviceContext::firmware_images);
+  // unset: NotSupported.
+  std::function<Result<std::vector<sdk::FirmwareImage>>(const inventory::Family&,
+                                                         const inventory::Release&)>
+      firmware;
 };
 
 // The agent embedded in the labctl process: calls the registered plugins directly.

@@ -43,6 +43,15 @@ class LocalContext : public sdk::DeviceContext {
     if (control_->cancel && control_->cancel->load()) return true;
     return std::chrono::steady_clock::now() >= control_->deadline;
   }
+  Result<std::vector<sdk::FirmwareImage>> firmware_images(
+      const inventory::Family& family, const inventory::Release& release) override {
+    if (!opt_.firmware) return sdk::DeviceContext::firmware_images(family, release);
+    return opt_.firmware(family, release);
+  }
+  std::filesystem::path tftp_event_log(const sdk::Device& device) const override {
+    if (device.segment.empty()) return {};
+    return sdk::tftp_event_log_path(opt_.state_dir, device.segment);
+  }
   void log(std::string_view message) override {
     std::clog << "labctl: " << device_.name << ": " << message << "\n";
   }

@@ -435,7 +435,30 @@ int cmd_phone_log_doctor(Context& ctx, const DeviceVerbArgs& a) {
               << "\n";
     return kExitError;
   }
-  const auto events = tftp::parse_syslog(in, a.year);
+  // labctl's own JSON event log (`labctl serve`), or an in.tftpd syslog.
+  std::vector<tftp::Event> events;
+  std::size_t bad_lines = 0;
+  if (char first = 0; (in >> std::ws).get(first) && first == '{') {
+    in.unget();
+    std::string line;
+    while (std::getline(in, line)) {
+      if (text::trim(line).empty()) continue;
+      auto j = json::parse(line, nullptr, false);
+      auto e = j.is_discarded() ? Result<tftp::Event>(fail(Errc::InvalidInput, "not JSON"))
+                                : tftp::event_from_json(j);
+      if (e)
+        events.push_back(std::move(*e));
+      else
+        ++bad_lines;
+    }
+  } else {
+    in.clear();
+    in.seekg(0);
+    events = tftp::parse_syslog(in, a.year);
+  }
+  if (bad_lines)
+    std::cerr << "labctl phone doctor: " << a.log << ": " << bad_lines
+              << " lines are not TFTP events (skipped)\n";
   inventory::Diagnostics diags;
   const std::filesystem::path cat_path = ctx.options().catalog.empty()
                                              ? inventory::default_catalog_path()
@@ -454,7 +477,10 @@ int cmd_phone_log_doctor(Context& ctx, const DeviceVerbArgs& a) {
       out["diagnoses"].push_back(cisco_phone::to_json(d));
     std::cout << out.dump(2) << "\n";
   } else {
-    std::cout << a.log << ": " << events.size() << " TFTP requests and refusals\n";
+    std::size_t requests = 0;
+    for (const auto& e : events)
+      requests += e.kind == tftp::EventKind::Request || e.kind == tftp::EventKind::Refused;
+    std::cout << a.log << ": " << requests << " TFTP requests and refusals\n";
     if (ds.empty()) std::cout << "nothing to say about any phone\n";
     for (const auto& d : ds)
       std::cout << cisco_phone::to_text(d);

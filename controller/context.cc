@@ -1,5 +1,7 @@
 #include "controller/context.h"
 
+#include "controller/firmware_store.h"
+
 #include <openssl/evp.h>
 
 #include <fstream>
@@ -43,6 +45,18 @@ agents::AgentSet& Context::agents(const inventory::Inventory& inv) {
     lo.state_dir = state_dir();
     lo.catalog = inv.catalog.get();
     lo.cancel = &cancel_;
+    lo.firmware = [dir = state_dir()](const inventory::Family& family,
+                                      const inventory::Release& release)
+        -> Result<std::vector<sdk::FirmwareImage>> {
+      auto store = firmware::FirmwareStore::open(dir);
+      if (!store) return fail(std::move(store.error()));
+      auto files = (*store)->verified_release(family, release);
+      if (!files) return fail(std::move(files.error()));
+      std::vector<sdk::FirmwareImage> out;
+      for (auto& f : *files)
+        out.push_back({f.name, f.sha256, f.size, f.path});
+      return out;
+    };
     agents_ =
         std::make_unique<agents::AgentSet>(std::make_unique<agents::LocalAgent>(registry_, lo));
   }

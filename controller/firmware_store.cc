@@ -1785,6 +1785,44 @@ Result<std::vector<StoredFile>> FirmwareStore::release_files(std::string_view fa
   }
 }
 
+Result<std::vector<StoredFile>> FirmwareStore::verified_release(
+    const inventory::Family& family, const inventory::Release& release) {
+  auto pinned = release_files(family.name, release.version.text);
+  if (!pinned) return fail(std::move(pinned.error()));
+  std::vector<StoredFile> out;
+  std::vector<std::string> missing;
+  for (const auto& want : release.files) {
+    auto it = std::find_if(pinned->begin(), pinned->end(),
+                           [&](const StoredFile& f) { return f.name == want.name; });
+    if (it == pinned->end()) {
+      missing.push_back(want.name);
+      continue;
+    }
+    if (want.sha256 && *want.sha256 != it->sha256)
+      return fail(Errc::VerifyMismatch, release.version.text + ": " + want.name +
+                                            ": the store pinned sha256 " + it->sha256 +
+                                            ", the catalog says " + *want.sha256);
+    const BlobCheck check = check_blob(it->sha256, it->size);
+    if (check.status != "ok")
+      return fail(Errc::VerifyMismatch,
+                  release.version.text + ": " + want.name + ": blob " + it->sha256 + " is " +
+                      check.status + " (run 'labctl firmware verify'; import " +
+                      (it->bundle.empty() ? std::string("its bundle") : it->bundle) + " again)");
+    out.push_back(*it);
+  }
+  if (!missing.empty()) {
+    std::string list;
+    for (const auto& m : missing)
+      list += (list.empty() ? "" : ", ") + m;
+    return fail(Errc::NotFound, release.version.text + ": not in the firmware store: " + list +
+                                    "; import " +
+                                    (release.bundle.empty() ? std::string("its bundle")
+                                                            : release.bundle) +
+                                    " with 'labctl firmware import'");
+  }
+  return out;
+}
+
 Result<std::vector<BundleRecord>> FirmwareStore::bundles() {
   DbLock lock(db_);
   auto st = Stmt::prepare(db_, "SELECT sha256 FROM firmware_bundles ORDER BY imported_at, id",

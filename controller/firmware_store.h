@@ -251,6 +251,11 @@ class FirmwareStore {
   Result<std::vector<StoredFile>> lookup_all(std::string_view name);
   // The files recorded (pinned) for a catalog release, by name.
   Result<std::vector<StoredFile>> release_files(std::string_view family, std::string_view release);
+  // Every file the catalog lists for `release`, pinned and re-hashed now: NotFound (naming the
+  // bundle to import) when some file was never imported, VerifyMismatch when a blob differs from
+  // its pin or from the catalog's sha256. What a step hands a device, after this check only.
+  Result<std::vector<StoredFile>> verified_release(const inventory::Family& family,
+                                                   const inventory::Release& release);
   Result<std::vector<BundleRecord>> bundles();  // oldest first, with their files
   Result<std::vector<PinRecord>> pins();
   // Re-hashes every blob the index names.

@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
 #include <ctime>
 #include <iomanip>
 #include <iostream>
@@ -322,14 +323,24 @@ int cmd_serve(Context& ctx, const ServeArgs& a) {
   auto inv = ctx.load_inventory(a.inventory, err);
   if (!inv) return kExitError;
   StopSignals stop;
+  // Declared before the services, so it outlives them (the hooks keep `env`, which calls it).
+  // The DHCP service starts after TFTP; until then (or without it) no address has a lease.
+  std::atomic<dhcp::Server*> leases{nullptr};
   std::vector<std::unique_ptr<tftp::Server>> tftp_servers;
   std::vector<dhcp::SegmentConfig> dhcp_segments;
   std::vector<sdk::NetHooks*> hooks;
+  sdk::ServiceEnv env;
+  env.inventory = &*inv;
+  env.state_dir = ctx.state_dir();
+  env.mac_for_ip = [&leases](std::uint32_t ip) -> std::optional<std::string> {
+    auto* s = leases.load();
+    return s ? s->mac_for_ip(ip) : std::nullopt;
+  };
   for (const auto& d : inv->devices)
     if (auto* p = ctx.registry().find(d.type))
       if (auto* h = p->net_hooks())
         if (std::find(hooks.begin(), hooks.end(), h) == hooks.end()) {
-          h->attach(&*inv);
+          h->attach(env);
           hooks.push_back(h);
         }
   const auto log_dir =
@@ -366,7 +377,8 @@ int cmd_serve(Context& ctx, const ServeArgs& a) {
       tftp::ServerConfig c;
       c.root = seg.tftp.root;
       c.port = static_cast<std::uint16_t>(a.tftp_port ? a.tftp_port : seg.tftp.port);
-      c.log_path = log_dir / ("tftp-" + seg.name + ".jsonl");
+      c.log_path = a.log_dir.empty() ? sdk::tftp_event_log_path(ctx.state_dir(), seg.name)
+                                      : log_dir / ("tftp-" + seg.name + ".jsonl");
       c.hooks = hooks;
       c.on_event = [name = seg.name](const tftp::Event& e) {
         if (e.kind == tftp::EventKind::Complete || e.kind == tftp::EventKind::Failed ||
@@ -398,6 +410,7 @@ int cmd_serve(Context& ctx, const ServeArgs& a) {
       return kExitError;
     }
     dhcp_server = std::move(*s);
+    leases.store(dhcp_server.get());
     err << "labctl serve: dhcp on port " << a.dhcp_port << " for " << dhcp_server->leases().size()
         << " known leases\n";
   }
@@ -408,9 +421,10 @@ int cmd_serve(Context& ctx, const ServeArgs& a) {
   }
   err << "labctl serve: running (SIGINT or SIGTERM stops); events in " << log_dir.string() << "\n";
   stop.wait();
-  if (dhcp_server) dhcp_server->stop();
   for (auto& t : tftp_servers)
     t->stop();
+  leases.store(nullptr);
+  if (dhcp_server) dhcp_server->stop();
   err << "labctl serve: stopped\n";
   return kExitOk;
 }

@@ -1,12 +1,16 @@
 // The `cisco-phone` plugin: Cisco Unified IP Phone 7906G / 7911G (SCCP and SIP loads).
 //
-// This first part validates the inventory before anything runs (SIP password against the model's
-// limit from the catalog, phone label, duplicate extensions), probes a phone through its web
-// server (DeviceInformationX: running load, bootloader, model, MAC) and renders its configuration
-// files. Staged upgrades (publish through labctl's TFTP service, trigger, watch the phone's
-// requests) are the next part: until then hop_steps says so and the plan shows the phone blocked.
+// Validates the inventory before anything runs (SIP password against the model's limit from the
+// catalog, phone label, duplicate extensions), probes a phone through its web server
+// (DeviceInformationX: running load, bootloader, model, MAC), renders its configuration files,
+// and upgrades it in stages: per hop, publish the load to this phone through labctl's TFTP
+// service, trigger (check-sync, or the operator's restart), watch its requests (upgrade.h).
 #pragma once
 
+#include <functional>
+#include <optional>
+
+#include "plugins/cisco_phone/upgrade.h"
 #include "plugins/sdk/plugin.h"
 
 namespace labctl::cisco_phone {
@@ -30,19 +34,38 @@ class CiscoPhonePlugin : public sdk::Plugin {
                                    const std::string& verb, const sdk::json& args) override;
   sdk::NetHooks* net_hooks() override { return &hooks_; }
 
-  // TFTP virtual files: each phone of the inventory gets its own SEP<MAC>.cnf.xml, rendered from
-  // the inventory (password from its secret, loadInformation the firmware target) -- only when
-  // the request comes from the phone's own address (the file carries its SIP secret).
+  // What `labctl serve` gives each phone of the inventory over TFTP, by the address it asks from
+  // (the inventory's ip, else the MAC the DHCP service leased it to):
+  //  - SEP<MAC>.cnf.xml, rendered when asked (password from its secret; loadInformation the load
+  //    published to the phone, none when nothing is published) -- only to the phone itself, since
+  //    the file carries its SIP secret;
+  //  - while a load is published to it (upgrade.h): its term file and the load's files, straight
+  //    from the firmware store; other phones keep what the static root has.
   class Hooks : public sdk::NetHooks {
    public:
-    void attach(const inventory::Inventory* inv) override { inv_ = inv; }
+    void attach(const sdk::ServiceEnv& env) override { env_ = env; }
     std::optional<std::string> tftp_virtual_file(const sdk::TftpRequestInfo& request) override;
+    std::optional<std::filesystem::path> tftp_published_file(
+        const sdk::TftpRequestInfo& request) override;
 
    private:
-    const inventory::Inventory* inv_ = nullptr;
+    const sdk::Device* phone_at(std::uint32_t ip) const;
+    std::optional<Publication> publication_of(const sdk::Device& d) const;
+    sdk::ServiceEnv env_;
   };
 
  private:
+  Result<sdk::Observation> probe_until(sdk::DeviceContext& ctx, const sdk::Device& d,
+                                       std::chrono::milliseconds bound,
+                                       const std::function<bool(const sdk::Observation&)>& good);
+  Result<std::optional<Publication>> publication(sdk::DeviceContext& ctx,
+                                                 const sdk::Device& d) const;
+  Status publish(sdk::DeviceContext& ctx, const sdk::Device& d, const sdk::Step& step);
+  Status trigger(sdk::DeviceContext& ctx, const sdk::Device& d, const sdk::Step& step);
+  Status watch(sdk::DeviceContext& ctx, const sdk::Device& d, const sdk::Step& step);
+  Status verify(sdk::DeviceContext& ctx, const sdk::Device& d, const sdk::Step& step);
+  Result<sdk::VerbResult> doctor(sdk::DeviceContext& ctx, const sdk::Device& d);
+
   inventory::DeviceSchema schema_;
   Hooks hooks_;
 };

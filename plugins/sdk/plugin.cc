@@ -31,6 +31,13 @@ Result<Observation> Observation::from_json(const json& j) {
   }
 }
 
+Result<std::vector<FirmwareImage>> DeviceContext::firmware_images(const inventory::Family& family,
+                                                                  const inventory::Release&) {
+  return fail(Errc::NotSupported, "no firmware store here (family " + family.name + ")");
+}
+
+std::filesystem::path DeviceContext::tftp_event_log(const Device&) const { return {}; }
+
 json Step::to_json() const {
   return {{"key", key},       {"action", action},
           {"title", title},   {"reason", reason},

@@ -78,6 +78,15 @@ struct HopInfo {
   std::string reason;
 };
 
+// A firmware file of a catalog release, from labctl's firmware store, re-hashed against its pin
+// when it was handed out.
+struct FirmwareImage {
+  std::string name;    // as the catalog names it ("jar11sip.9-4-2ES9.sbn")
+  std::string sha256;  // lower-case hex, equal to the pin
+  std::uint64_t size = 0;
+  std::filesystem::path path;  // the store's blob (read-only; never modify it)
+};
+
 // Everything a plugin may use to reach the outside world while working on a device.
 class DeviceContext {
  public:
@@ -94,6 +103,13 @@ class DeviceContext {
   virtual void log(std::string_view message) = 0;
   // Sleep up to `d`, waking early on cancellation. Returns false when cancelled.
   bool sleep_for(std::chrono::milliseconds d);
+  // Every file the catalog lists for `release` of `family`, from the firmware store, each re-hashed
+  // and equal to its pin (and to the catalog's sha256 when it gives one). NotFound names the
+  // bundle to import when a file is missing; VerifyMismatch when a blob does not match.
+  virtual Result<std::vector<FirmwareImage>> firmware_images(const inventory::Family& family,
+                                                             const inventory::Release& release);
+  // The JSON event log of the TFTP service of the device's segment (empty path: none known).
+  virtual std::filesystem::path tftp_event_log(const Device& device) const;
 };
 
 // A per-device CLI verb: `labctl bmc server1 power cycle`.

@@ -50,20 +50,54 @@ Boot sequence (what the seed's in.tftpd logs show, in that order):
      source address and port, and the boot sequence restarts at step 2; NOTIFY with another or no
      Event -> 489 Bad Event; OPTIONS -> 200; ACK -> nothing; other methods -> 501; a request
      without Via / From / To / Call-ID / CSeq, or with a CSeq of another method -> 400 (no Via:
-     nothing can be answered). After registering, the phone stays up --linger seconds waiting for
-     a check-sync; with --max-notify N it exits once the Nth check-sync's boot registered again.
+     nothing can be answered). After registering, the phone stays up --linger seconds (when SIP or
+     HTTP is on) waiting for a check-sync; with --max-notify N it exits once the Nth check-sync's
+     boot registered again.
+  6. HTTP on TCP --http-port (0 = off, the default): the phone's web server (HTTP/1.1), bound to
+     its own address (--bind with --tftp, the DHCP address with --interface) once it has one.
+     GET (or HEAD) /DeviceInformationX -> 200, Content-Type: text/xml, the elements labctl's
+     plugins/cisco_phone/device_info.cc reads:
+       <?xml version="1.0" encoding="utf-8"?>
+       <DeviceInformation>
+         <MACAddress>000B8201FC42</MACAddress>     upper-case hex
+         <HostName>SEP000B8201FC42</HostName>
+         <phoneDN>1006</phoneDN>                   the SIP line of the last config fetched, or empty
+         <appLoadID>SIP11.9-4-2SR1-1S</appLoadID>  the installed load (the state's "load")
+         <bootLoadID>tnp11.8-5-2</bootLoadID>      from the bootloader, 8.5(2); empty when unknown
+         <versionID>9.4(2)</versionID>             from the installed load id
+         <serialNumber>FCH8201FC42</serialNumber>  FCH + the MAC's last 8 hex digits
+         <modelNumber>CP-7906G</modelNumber>       or CP-7911G
+       </DeviceInformation>
+     Another path -> 404; another method -> 405 (Allow: GET, HEAD). The web server belongs to the
+     running load, so requests are answered only while one runs: from the start of every boot
+     when a load is installed (a phone runs its load while it polls TFTP), until a "stuck-loop"
+     (the bootloader has no web server) or a "rebooting"; after a stuck loop, again from
+     "load-current" or the next boot. While not ready the phone reads the request and closes the
+     connection without a response (a client sees an empty reply, as from a rebooting phone).
+  7. Resets. --reboot-time S: after every "rebooting" the phone is down S seconds (no SIP, no HTTP)
+     before its next boot step (default 0). --reset-unregistered S (default 0: a failed
+     registration ends the run, exit 3): after "registration-failed" the phone waits S seconds
+     (its load runs: SIP and HTTP answer), then resets -- "rebooting" with reason "unregistered"
+     (reason "check-sync" when a check-sync NOTIFY cut the wait short; that one counts in
+     "notifies") -- and boots again from step 2, as an SCCP phone without a call manager keeps
+     resetting and reading TFTP. Those resets count toward --max-boots (more -> exit 1); when
+     --timeout passes during the wait, the run ends as registration failed (exit 3).
 
 Output: one JSON object per line on stdout, "event" first: dhcp-discover, dhcp-offer, dhcp-bound
 (address, options seen, option150 / option66 decoded), option-150-malformed, tftp-server (address
 and where it came from), sip-listening, tftp-request, tftp-complete (bytes), tftp-error (code),
-retry, load-offered, stuck-loop, load-incomplete, installed, rebooting (reason), load-current,
-config-fetched, upgrade, registered, registration-failed, notify-received, sip-request,
-sip-ignored; the last line is {"event": "status", "result": ..., "exit": ..., "files": [every
-TFTP request in order], ...}. Secrets are never printed (the password's length only).
+retry, load-offered, stuck-loop, load-incomplete, installed, rebooting (reason: new load,
+check-sync, incomplete load, unregistered), load-current, config-fetched, upgrade, registered,
+registration-failed, notify-received, sip-request, sip-ignored, http-listening (address, port),
+http-request (method, path, status, source; status null and "dropped" (why) when the web server
+was not up); the last line is {"event": "status", "result": ..., "exit": ..., "files": [every
+TFTP request in order], ...}: nothing comes after it. Secrets are never printed (the password's
+length only).
 Exit status: 0 registered, 2 stuck on the term file, 3 registration failed, 1 anything else
 (including --timeout, the bound on the whole run; every wait is bounded by it).
 """
 import argparse
+import http.server
 import ipaddress
 import json
 import os
@@ -78,6 +112,7 @@ import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
+from xml.sax.saxutils import escape as xml_escape
 
 EXIT_REGISTERED, EXIT_ERROR, EXIT_STUCK, EXIT_REGFAIL = 0, 1, 2, 3
 
@@ -230,6 +265,30 @@ def option66_text(raw):
 
 def sep_name(mac):
     return "SEP" + re.sub(r"[^0-9A-Fa-f]", "", mac).upper() + ".cnf.xml"
+
+
+def model_number(model):
+    """'7911', 'CP-7911G' ... -> 'CP-7911G'."""
+    return f"CP-79{MODELS[model]}G"
+
+
+def device_information(mac, model, load, bootloader, dn=None):
+    """The fields of the phone's DeviceInformationX page (element name -> text)."""
+    hexmac = re.sub(r"[^0-9A-Fa-f]", "", mac).upper()
+    m = LOAD_ID_RE.search(load or "")
+    family = m.group(2) if m else "11"                  # the 7906 and the 7911 run the same "11" loads
+    bl = parse_version(bootloader)
+    _, ver = load_version(load)
+    return {"MACAddress": hexmac, "HostName": "SEP" + hexmac, "phoneDN": dn or "", "appLoadID": load or "",
+            "bootLoadID": f"tnp{family}.{bl[0]}-{bl[1]}-{bl[2]}" if bl else "",
+            "versionID": version_text(ver) or "", "serialNumber": "FCH" + hexmac[-8:],
+            "modelNumber": model_number(model)}
+
+
+def device_information_xml(fields):
+    """The DeviceInformationX document (bytes) for device_information()'s fields."""
+    body = "".join(f"  <{k}>{xml_escape(v)}</{k}>\n" for k, v in fields.items())
+    return f'<?xml version="1.0" encoding="utf-8"?>\n<DeviceInformation>\n{body}</DeviceInformation>\n'.encode()
 
 
 def _text(el, path):
@@ -502,6 +561,113 @@ def tftp_get(server, port, name, bind_ip=None, blksize=1468, timeout=1.0, retrie
 
 
 # ----------------------------------------------------------------------------------------------
+# HTTP (the phone's web server)
+
+DEVICE_INFO_PATH = "/DeviceInformationX"
+MAX_HTTP_BODY = 1 << 20
+
+
+class DeviceWeb(http.server.BaseHTTPRequestHandler):
+    """One connection to the phone's web server (server.phone is the Phone): DeviceInformationX
+    while a load runs; while none runs, the request is read and the connection closed unanswered."""
+    protocol_version = "HTTP/1.1"
+    server_version = "Cisco-CP7911G-emulator"
+    timeout = 10                                       # an idle keep-alive connection ends
+    dropping = None
+
+    def log_message(self, *args):                      # the events say it all
+        pass
+
+    def version_string(self):                          # the Server header, without "Python/3.x"
+        return self.server_version
+
+    def send_error(self, code, message=None, explain=None):
+        if self.dropping:                              # a phone that is down answers nothing
+            self.close_connection = True
+            return
+        self.emit(code)
+        super().send_error(code, message, explain)
+
+    def emit(self, status, **kw):
+        self.server.phone.emit("http-request", method=getattr(self, "command", None),
+                               path=getattr(self, "path", None), status=status,
+                               source=f"{self.client_address[0]}:{self.client_address[1]}", **kw)
+
+    def handle_one_request(self):
+        # every method comes here (the stdlib answers 501 to those without a do_ method: a phone 405)
+        try:
+            self.raw_requestline = self.rfile.readline(65537)
+        except OSError:
+            self.close_connection = True
+            return
+        if not self.raw_requestline:
+            self.close_connection = True
+            return
+        phone = self.server.phone
+        self.dropping = None if phone.http_ready else phone.http_why
+        self.command = self.path = None
+        if len(self.raw_requestline) > 65536:
+            self.send_error(414)
+            self.close_connection = True
+            return
+        ok = self.parse_request()                       # reads the headers; answers 400 unless dropping
+        if ok and not self.discard_body():
+            self.close_connection = True                # the rest of the connection cannot be parsed
+        if self.dropping:
+            self.emit(None, dropped=self.dropping)
+            self.close_connection = True
+            return
+        if not ok:
+            return
+        self.answer()
+        try:
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
+
+    def discard_body(self):
+        """Reads a request body (Content-Length) so that the next request on the connection starts
+        where it should; False when it cannot (chunked, too large, cut short)."""
+        if self.headers.get("Transfer-Encoding"):
+            return False
+        try:
+            n = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return False
+        if n < 0 or n > MAX_HTTP_BODY:
+            return False
+        try:
+            return len(self.rfile.read(n)) == n if n else True
+        except OSError:
+            return False
+
+    def answer(self):
+        phone = self.server.phone
+        path = self.path.split("?", 1)[0]
+        if self.command not in ("GET", "HEAD"):
+            self.reply(405, b"405 Method Not Allowed\n", "text/plain", [("Allow", "GET, HEAD")])
+        elif path != DEVICE_INFO_PATH:
+            self.reply(404, b"404 Not Found\n", "text/plain")
+        else:
+            info = device_information(phone.a.mac, phone.model, phone.state.get("load"),
+                                      phone.state.get("bootloader"), phone.dn)
+            self.reply(200, device_information_xml(info), "text/xml")
+
+    def reply(self, code, body, ctype, extra=()):
+        self.emit(code)                                 # before the answer: a client that has it sees the event
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in extra:
+            self.send_header(k, v)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+# ----------------------------------------------------------------------------------------------
 # DHCP client
 
 DHCP_MAGIC = b"\x63\x82\x53\x63"
@@ -624,6 +790,11 @@ class Phone:
         self.sip_sock = None
         self.notifies = 0
         self.sip_ready = False             # the SIP stack runs once a load runs, not while (re)booting
+        self.http = None
+        self.http_ready = False            # the web server runs while a load runs (step 6)
+        self.http_why = "booting"          # why it does not, when it does not
+        self.dn = None                     # the SIP line's name in the last config fetched
+        self.finished = False              # the status line is out: nothing after it
         self.registered = None
         self.loops = 0
         self.state = self.load_state()
@@ -632,11 +803,27 @@ class Phone:
     def emit(self, event, **kw):
         if event == "rebooting":
             self.sip_ready = False
+            self.http_down("rebooting")
+        elif event == "stuck-loop":
+            self.http_down("stuck in the bootloader")
         rec = {"event": event, "t": round(time.monotonic() - self.start, 3),
                "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()), **kw}
         with self.out_lock:
+            if self.finished:
+                return
+            self.finished = event == "status"
             sys.stdout.write(json.dumps(rec, sort_keys=False) + "\n")
             sys.stdout.flush()
+
+    def http_down(self, why):
+        self.http_why = why
+        self.http_ready = False
+
+    def reboot(self, reason, **kw):
+        """The "rebooting" event, then --reboot-time seconds down (no SIP, no HTTP)."""
+        self.emit("rebooting", reason=reason, **kw)
+        if self.a.reboot_time > 0:
+            self.sleep(self.a.reboot_time)
 
     def log(self, msg):
         with self.out_lock:
@@ -764,6 +951,23 @@ class Phone:
             if info.get("check_sync"):
                 self.notify.set()
 
+    def start_http(self):
+        if not self.a.http_port:
+            return
+        srv = http.server.ThreadingHTTPServer((self.ip, self.a.http_port), DeviceWeb)
+        srv.daemon_threads = True
+        srv.phone = self
+        self.http = srv
+        self.emit("http-listening", address=self.ip, port=srv.server_address[1])
+        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+
+    def stop_http(self):
+        if self.http is not None:
+            self.http_down("shutting down")
+            self.http.shutdown()                       # serve_forever returns (within its poll interval)
+            self.http.server_close()
+            self.http = None
+
     def fetch(self, name):
         """bytes, or raises TftpError / TftpFailed after an event."""
         self.check()
@@ -872,6 +1076,8 @@ class Phone:
     def boot(self):
         """One boot from the term file on: 'registered', 'regfail:<reason>', or 'restart'."""
         self.notify.clear()
+        if self.state["load"]:
+            self.http_ready = True                      # the installed load runs while the phone polls TFTP
         load = self.offer(self.term)
         name = self.term
         pinned = self.state.get("config_load")
@@ -882,12 +1088,12 @@ class Phone:
         if load["load_id"] != self.state["load"]:
             r = self.take_load(name, load)
             if r == "installed":
-                self.emit("rebooting", reason="new load", load=self.state["load"])
+                self.reboot("new load", load=self.state["load"])
                 return "restart"
             if r == "retry":
                 return "notify" if self.notify.is_set() else "retry"
         self.emit("load-current", load=self.state["load"], file=name)
-        self.sip_ready = True
+        self.sip_ready = self.http_ready = True
         if self.notify.is_set():
             return "notify"
         cname, data = self.config()
@@ -899,6 +1105,7 @@ class Phone:
             self.emit("config-error", file=cname, reason=str(e))
             return f"regfail:{cname} is not a usable config ({e})"
         line = cfg["line"] or {}
+        self.dn = line.get("name")
         self.emit("config-fetched", file=cname, bytes=len(data), load_information=cfg["load_information"],
                   protocol=cfg["protocol"], line=line.get("name"), auth_name=line.get("auth_name"),
                   proxy=cfg["proxy"], sip_port=cfg["sip_port"],
@@ -913,7 +1120,7 @@ class Phone:
             wload = self.offer(wname)
             r = self.take_load(wname, wload)
             if r == "installed":
-                self.emit("rebooting", reason="new load", load=self.state["load"])
+                self.reboot("new load", load=self.state["load"])
                 return "restart"
             if r == "retry":
                 return "notify" if self.notify.is_set() else "retry"
@@ -939,6 +1146,7 @@ class Phone:
             self.ip = self.a.bind
             self.emit("tftp-server", server=self.tftp, source="--tftp")
         self.start_sip()
+        self.start_http()
         retries = restarts = 0
         while True:
             r = self.boot()
@@ -949,31 +1157,50 @@ class Phone:
                 continue
             if r == "notify":
                 self.notifies += 1
-                self.emit("rebooting", reason="check-sync")
+                self.reboot("check-sync")
                 continue
             if r == "retry":
                 retries += 1
                 if retries > self.a.max_retries:
                     raise PhoneError(f"the load could not be fetched completely ({retries} attempts)")
-                self.emit("rebooting", reason="incomplete load", attempt=retries, pause=self.a.retry_interval)
+                self.reboot("incomplete load", attempt=retries, pause=self.a.retry_interval)
                 self.sleep(self.a.retry_interval, wake_on_notify=True)
                 continue
             retries = 0
             if r.startswith("regfail:"):
                 reason = r[len("regfail:"):]
                 self.emit("registration-failed", reason=reason, load=self.state["load"])
-                return EXIT_REGFAIL, "registration-failed", reason
+                wait = self.a.reset_unregistered
+                if wait <= 0:
+                    return EXIT_REGFAIL, "registration-failed", reason
+                # no call manager: the phone resets after a while and reads TFTP again (step 7)
+                cut = self.left() - 0.05 < wait        # the overall --timeout ends the wait first
+                try:
+                    woke = self.sleep(min(wait, self.left() - 0.05), wake_on_notify=True)
+                except Timeout:
+                    woke, cut = False, True
+                if not woke and cut:
+                    return EXIT_REGFAIL, "registration-failed", reason
+                restarts += 1
+                if restarts > self.a.max_boots:
+                    raise PhoneError(f"{restarts} reboots without registering")
+                if woke:
+                    self.notifies += 1
+                    self.reboot("check-sync")
+                else:
+                    self.reboot("unregistered", after=wait, failure=reason)
+                continue
             self.emit("registered", **self.registered)
             if self.a.max_notify and self.notifies >= self.a.max_notify:
                 return EXIT_REGISTERED, "registered", None
-            if self.a.linger > 0 and self.sip_sock is not None:
+            if self.a.linger > 0 and (self.sip_sock is not None or self.http is not None):
                 try:                                     # the overall --timeout ends a linger quietly
                     woke = self.sleep(min(self.a.linger, self.left() - 0.05), wake_on_notify=True)
                 except Timeout:
                     woke = False
                 if woke:
                     self.notifies += 1
-                    self.emit("rebooting", reason="check-sync")
+                    self.reboot("check-sync")
                     continue
             return EXIT_REGISTERED, "registered", None
 
@@ -1017,10 +1244,19 @@ def parse_args(argv=None):
                    help="after registering, wait this long for a NOTIFY check-sync before exiting 0")
     p.add_argument("--max-notify", type=int, default=0,
                    help="exit 0 once registered again after this many check-sync reboots (0 = no limit)")
+    p.add_argument("--http-port", type=int, default=0,
+                   help="TCP port of the web server (GET /DeviceInformationX) on the phone's address (0 = none)")
+    p.add_argument("--reset-unregistered", type=float, default=0.0,
+                   help="after a failed registration, reset after this many seconds and boot again "
+                        "(0 = exit 3 at once)")
+    p.add_argument("--reboot-time", type=float, default=0.0,
+                   help="seconds a reboot takes (no SIP, no HTTP) before the next boot step")
     p.add_argument("--timeout", type=float, default=600.0, help="bound on the whole run (exit 1)")
     a = p.parse_args(argv)
     if a.max_loops < 1 or a.max_retries < 0 or a.timeout <= 0:
         p.error("--max-loops >= 1, --max-retries >= 0, --timeout > 0")
+    if not 0 <= a.http_port <= 65535 or a.reset_unregistered < 0 or a.reboot_time < 0:
+        p.error("--http-port 0-65535, --reset-unregistered >= 0, --reboot-time >= 0")
     try:
         [float(x) for x in a.loop_interval.split(",") if x.strip()]
     except ValueError:
@@ -1057,6 +1293,10 @@ def main(argv=None):
     except (PhoneError, TftpError, OSError, subprocess.SubprocessError) as e:
         code, result, reason = EXIT_ERROR, "error", str(e)
     phone.stopping.set()
+    try:
+        phone.stop_http()                               # before the status line: no request after it
+    except OSError as e:
+        phone.log(f"HTTP server shutdown: {e}")
     phone.emit("status", result=result, exit=code, reason=reason, load=phone.state.get("load"),
                bootloader=phone.state.get("bootloader"), ip=phone.ip, tftp=phone.tftp, files=phone.files,
                notifies=phone.notifies, registered=phone.registered)

@@ -11,6 +11,9 @@
     fetched again after a failed .sbn;
   - Notify: (e) sipp sends NOTIFY Event: check-sync, gets 200 (headers checked by the scenario),
     and the phone boots again; another event gets 489;
+  - WebAndResets: the phone's DeviceInformationX page (http.client) while its load runs, nothing
+    while it is stuck in its bootloader or rebooting; --reset-unregistered (an SCCP phone with a
+    SIP config resets and reads TFTP again until the operator offers a SIP load), --reboot-time;
   - Namespaces (root): (d) the phone in a client namespace gets its address and TFTP server from
     `labctl dhcp serve --tftp ...` (option 150), or option 66 alone, or falls back to 66 when
     option 150 was entered as text (dnsmasq), then registers against `labctl tftp serve` in the
@@ -20,6 +23,7 @@
 Every process is started in its own group and stopped by PID; namespaces are deleted always.
 """
 import argparse
+import http.client
 import json
 import os
 import random
@@ -32,6 +36,7 @@ import tempfile
 import threading
 import time
 import unittest
+import xml.etree.ElementTree as ET
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True                   # no __pycache__ in the source tree
@@ -142,6 +147,36 @@ def free_udp_port(host="127.0.0.1"):
         return s.getsockname()[1]
     finally:
         s.close()
+
+
+def free_tcp_port(host="127.0.0.1"):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def http_call(port, path="/DeviceInformationX", method="GET", body=None, host="127.0.0.1"):
+    """(status, headers with lower-case names, body) of one request, or (None, what went wrong, b"")
+    when no response came (refused, closed without an answer, timed out)."""
+    c = http.client.HTTPConnection(host, port, timeout=5)
+    try:
+        c.request(method, path, body=body)
+        r = c.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    except (http.client.HTTPException, OSError) as e:
+        return None, f"{type(e).__name__}: {e}", b""
+    finally:
+        c.close()
+
+
+def device_info(body):
+    """DeviceInformationX's elements as {name: text}."""
+    root = ET.fromstring(body)
+    assert root.tag == "DeviceInformation", root.tag
+    return {el.tag: (el.text or "") for el in root}
 
 
 def read_jsonl(path):
@@ -347,6 +382,20 @@ class Units(unittest.TestCase):
         self.assertIsNone(pe.answer_sip(b"\xff\xfe garbage")[0])
         mism = self.NOTIFY.format(event="check-sync").replace("CSeq: 7 NOTIFY", "CSeq: 7 INVITE")
         self.assertTrue(pe.answer_sip(mism.encode())[0].startswith(b"SIP/2.0 400 "))
+
+    def test_device_information_document(self):
+        """The fields labctl's device_info.cc reads, from the MAC, model, load and bootloader."""
+        info = device_info(pe.device_information_xml(
+            pe.device_information("00:0b:82:01:fc:42", "7911", "SCCP11.8-5-2S", "8.5(2)", "10&06")))
+        self.assertEqual(info, {"MACAddress": "000B8201FC42", "HostName": "SEP000B8201FC42", "phoneDN": "10&06",
+                                "appLoadID": "SCCP11.8-5-2S", "bootLoadID": "tnp11.8-5-2", "versionID": "8.5(2)",
+                                "serialNumber": "FCH8201FC42", "modelNumber": "CP-7911G"})
+        info = device_info(pe.device_information_xml(
+            pe.device_information("00-0B-82-AA-BB-CC", "CP-7906G", "SIP11.9-4-2SR1-1S", None)))
+        self.assertEqual((info["bootLoadID"], info["phoneDN"], info["versionID"], info["modelNumber"],
+                          info["serialNumber"]), ("", "", "9.4(2)", "CP-7906G", "FCH82AABBCC"))
+        self.assertTrue(pe.device_information_xml({"appLoadID": "x"}).startswith(
+            b'<?xml version="1.0" encoding="utf-8"?>\n<DeviceInformation>'))
 
     def test_tftp_client_refuses_a_truncated_file(self):
         """A server that announces tsize 3000 and stops after 1200 bytes: a failed transfer."""
@@ -592,6 +641,199 @@ class Loopback(LabctlCase):
         rc, p = self.run_phone(srv, st, model="CP-7911G")
         self.assertEqual(rc, 3, p.diag())
         self.assertIn("no configuration", p.status()["reason"])
+
+
+# ----------------------------------------------------------------------------------------------
+# the phone's web server (DeviceInformationX), resets when unregistered, reboot time
+
+class WebAndResets(LabctlCase):
+    def start_phone(self, srv, state, *extra, model="CP-7906G", sip="0"):
+        port = free_tcp_port()
+        p = self.phone("--model", model, "--mac", MAC, "--state", state, "--tftp", "127.0.0.1",
+                       "--tftp-port", str(srv.port), "--sip-port", sip, "--http-port", str(port), *fast(*extra))
+        self.assertIsNotNone(p.wait_event("http-listening", 10), p.diag())
+        return p, port
+
+    def test_device_information_while_the_installed_load_runs(self):
+        """A 7911 with SIP 9.4(2) installed: its web server answers from power-on, while the term
+        file is still missing (the load runs while the phone polls TFTP), and after registering;
+        another path is 404, POST 405, HEAD a 200 without a body; gone once the phone exits."""
+        srv = self.tftp()
+        st = state_file(os.path.join(self.work, "phone.json"), SIP942[0], "8.5(2)")
+        p, port = self.start_phone(srv, st, "--retry-interval", "0.5", "--max-retries", "30", "--linger", "30",
+                                   model="CP-7911G")
+        self.assertEqual(p.events("http-listening")[0]["address"], "127.0.0.1")
+        self.assertIsNotNone(p.wait_event("tftp-error", 10), p.diag())
+        code, hdrs, body = http_call(port)
+        self.assertEqual(code, 200, f"{hdrs}{p.diag()}")
+        info = device_info(body)
+        self.assertEqual((info["appLoadID"], info["phoneDN"]), (SIP942[0], ""))     # no config yet
+        self.assertEqual(p.events("load-current"), [])
+        # the term file offers the load it runs, and a SEP config: registered
+        with open(os.path.join(self.root, "term11.default.loads"), "wb") as f:
+            f.write(load_file_bytes(SIP942))
+        write(os.path.join(self.root, SEP), sep_xml())
+        self.assertIsNotNone(p.wait_event("registered", 15), p.diag())
+        code, hdrs, body = http_call(port)
+        self.assertEqual(code, 200, f"{hdrs}{p.diag()}")
+        self.assertEqual(hdrs.get("content-type"), "text/xml")
+        self.assertTrue(body.startswith(b'<?xml version="1.0" encoding="utf-8"?>'), body)
+        info = device_info(body)
+        with open(st) as f:
+            self.assertEqual(info["appLoadID"], json.load(f)["load"])
+        self.assertEqual(info, {"MACAddress": "000B8201FC42", "HostName": "SEP000B8201FC42", "phoneDN": "1006",
+                                "appLoadID": SIP942[0], "bootLoadID": "tnp11.8-5-2", "versionID": "9.4(2)",
+                                "serialNumber": "FCH8201FC42", "modelNumber": "CP-7911G"})
+        code, _, body = http_call(port, "/CGI/Java/Serviceability?adapter=device.statistics.device")
+        self.assertEqual(code, 404, body)
+        code, hdrs, _ = http_call(port, method="POST", body=b"<x/>")
+        self.assertEqual(code, 405, hdrs)
+        self.assertEqual(hdrs.get("allow"), "GET, HEAD")
+        code, hdrs, body = http_call(port, method="HEAD")
+        self.assertEqual((code, body), (200, b""))
+        self.assertGreater(int(hdrs["content-length"]), 300)
+        reqs = p.events("http-request")
+        self.assertEqual([(e["method"], e["status"]) for e in reqs],
+                         [("GET", 200), ("GET", 200), ("GET", 404), ("POST", 405), ("HEAD", 200)], p.diag())
+        self.assertTrue(all(e["source"].startswith("127.0.0.1:") for e in reqs))
+        # SIGTERM: a clean exit (registered: 0), the status line last, the port closed
+        self.assertEqual(h.stop_process(p.proc, grace=5), 0, p.diag())
+        self.assertEqual(p.events()[-1]["event"], "status")
+        self.assertEqual(p.status()["result"], "stopped")
+        code, why, _ = http_call(port)
+        self.assertIsNone(code)
+        self.assertIn("refused", why.lower())
+
+    def test_no_answer_while_stuck_in_the_bootloader(self):
+        """SCCP 8.3(0) without the 8.5(2) bootloader, offered SIP 9.4(2): it loops on the term
+        file, and its web server answers nothing (the connection is closed unanswered). The
+        operator offers SCCP 8.5(2): installed, the phone reboots into it and answers again."""
+        write_bundle(self.root, SIP942, term="06")
+        write_bundle(self.root, SCCP852)
+        write(os.path.join(self.root, SEP), sep_xml())
+        srv = self.tftp()
+        st = state_file(os.path.join(self.work, "phone.json"), "SCCP11.8-3-0S")
+        p, port = self.start_phone(srv, st, "--max-loops", "60", "--loop-interval", "0.25",
+                                   "--reset-unregistered", "30", "--timeout", "40")
+        self.assertIsNotNone(p.wait_event("stuck-loop", 15), p.diag())
+        code, why, _ = http_call(port)
+        self.assertIsNone(code, p.diag())
+        self.assertNotIn("refused", why.lower())                  # listening, but no answer
+        dropped = p.wait_event("http-request", 5)
+        self.assertIsNotNone(dropped, p.diag())
+        self.assertEqual((dropped["status"], dropped["dropped"]), (None, "stuck in the bootloader"))
+        self.assertIsNone(p.proc.poll(), p.diag())
+        self.assertFalse([n for n in srv.requested() if n != TERM06])
+        # the operator swaps in 8.5(2): installed, rebooted, running again (unregistered: SCCP)
+        shutil.copy(os.path.join(self.root, SCCP852[0] + ".loads"), os.path.join(self.root, TERM06 + ".new"))
+        os.replace(os.path.join(self.root, TERM06 + ".new"), os.path.join(self.root, TERM06))
+        self.assertIsNotNone(p.wait_event("registration-failed", 20), p.diag())
+        code, hdrs, body = http_call(port)
+        self.assertEqual(code, 200, f"{hdrs}{p.diag()}")
+        info = device_info(body)
+        self.assertEqual((info["appLoadID"], info["bootLoadID"], info["versionID"]),
+                         (SCCP852[0], "tnp11.8-5-2", "8.5(2)"))
+        self.assertEqual([e["status"] for e in p.events("http-request")], [None, 200])
+
+    def test_reset_when_unregistered_until_a_sip_load_is_offered(self):
+        """SCCP 8.5(2) with a SIP config cannot register; with --reset-unregistered 1 it resets
+        ("unregistered") a second later, is down --reboot-time 1.5 s (no HTTP answer), and reads
+        the term file again, which by then offers SIP 9.4(2): installed, registered, exit 0."""
+        write_bundle(self.root, SCCP852, term="06")
+        write_bundle(self.root, SIP942)
+        write(os.path.join(self.root, SEP), sep_xml())
+        srv = self.tftp()
+        st = state_file(os.path.join(self.work, "phone.json"), SCCP852[0], "8.5(2)")
+        p, port = self.start_phone(srv, st, "--reset-unregistered", "1", "--reboot-time", "1.5", "--max-boots", "4",
+                                   "--linger", "20")
+        fail = p.wait_event("registration-failed", 10)
+        self.assertIsNotNone(fail, p.diag())
+        self.assertIn("SCCP", fail["reason"])
+        code, hdrs, body = http_call(port)                          # its load runs while it waits
+        self.assertEqual(code, 200, f"{hdrs}{p.diag()}")
+        self.assertEqual(device_info(body)["appLoadID"], SCCP852[0])
+        reset = p.wait_event("rebooting", 10)
+        self.assertIsNotNone(reset, p.diag())
+        self.assertEqual(reset["reason"], "unregistered", p.diag())
+        code, why, _ = http_call(port)                              # rebooting: no answer
+        self.assertIsNone(code, f"{why}{p.diag()}")
+        # the operator offers SIP 9.4(2) while the phone is down
+        shutil.copy(os.path.join(self.root, SIP942[0] + ".loads"), os.path.join(self.root, TERM06 + ".new"))
+        os.replace(os.path.join(self.root, TERM06 + ".new"), os.path.join(self.root, TERM06))
+        reg = p.wait_event("registered", 20)
+        self.assertIsNotNone(reg, p.diag())
+        self.assertEqual(reg["load"], SIP942[0])
+        code, hdrs, body = http_call(port)
+        self.assertEqual(code, 200, f"{hdrs}{p.diag()}")
+        self.assertEqual(device_info(body)["appLoadID"], SIP942[0])
+        self.assertEqual(h.stop_process(p.proc, grace=5), 0, p.diag())
+        self.assertEqual(srv.requested(), seq(TERM06, SEP, TERM06, sbn_names(SIP942), TERM06, SEP))
+        self.assertEqual([e["reason"] for e in p.events("rebooting")], ["unregistered", "new load"])
+        self.assertEqual([e["load"] for e in p.events("installed")], [SIP942[0]])
+        self.assertEqual([(e["status"], e.get("dropped")) for e in p.events("http-request")],
+                         [(200, None), (None, "rebooting"), (200, None)])
+        # the timing: the wait after the failure, then the reboot time before the term file
+        ev = p.events()
+        t_fail = fail["t"]
+        t_reset = reset["t"]
+        after = [e for e in ev if e["t"] >= t_reset and e["event"] == "tftp-request"]
+        self.assertGreaterEqual(t_reset - t_fail, 1.0 - 0.02, p.diag())
+        self.assertGreaterEqual(after[0]["t"] - t_reset, 1.5 - 0.02, p.diag())
+        self.assertLess(after[0]["t"] - t_reset, 3.0, p.diag())
+        new_load = p.events("rebooting")[1]
+        nxt = [e for e in ev if e["t"] >= new_load["t"] and e["event"] == "tftp-request"][0]
+        self.assertGreaterEqual(nxt["t"] - new_load["t"], 1.5 - 0.02, p.diag())
+
+    def test_unregistered_resets_are_bounded(self):
+        """Resets count toward --max-boots (then exit 1); when --timeout comes during the wait,
+        the run ends as registration failed (exit 3); without the option it is exit 3 at once."""
+        write_bundle(self.root, SCCP852, term="06")
+        write(os.path.join(self.root, SEP), sep_xml())
+        srv = self.tftp()
+        st = state_file(os.path.join(self.work, "phone.json"), SCCP852[0], "8.5(2)")
+        rc, p = self.run_phone(srv, st, "--reset-unregistered", "0.2", "--max-boots", "2", timeout=20)
+        self.assertEqual(rc, 1, p.diag())
+        self.assertIn("reboots without registering", p.status()["reason"])
+        self.assertEqual([e["reason"] for e in p.events("rebooting")], ["unregistered"] * 2)
+        self.assertEqual(len(p.events("registration-failed")), 3)
+        self.assertEqual(p.requested(), [TERM06, SEP] * 3)
+        rc, p = self.run_phone(srv, st, "--reset-unregistered", "30", "--timeout", "2", timeout=20)
+        self.assertEqual(rc, 3, p.diag())
+        self.assertEqual(p.status()["result"], "registration-failed")
+        self.assertIn("SCCP", p.status()["reason"])
+        self.assertEqual(p.events("rebooting"), [])
+        self.assertGreater(p.status()["t"], 1.5)                      # it did wait
+        rc, p = self.run_phone(srv, st, timeout=20)
+        self.assertEqual(rc, 3, p.diag())
+        self.assertLess(p.status()["t"], 1.5)
+
+    def test_check_sync_cuts_the_unregistered_wait_short(self):
+        """A check-sync NOTIFY during the wait (the load runs: SIP answers 200) resets at once."""
+        write_bundle(self.root, SCCP852, term="06")
+        write(os.path.join(self.root, SEP), sep_xml())
+        srv = self.tftp()
+        st = state_file(os.path.join(self.work, "phone.json"), SCCP852[0], "8.5(2)")
+        sip = free_udp_port()
+        p, _ = self.start_phone(srv, st, "--reset-unregistered", "30", "--max-boots", "1", sip=str(sip))
+        self.assertIsNotNone(p.wait_event("registration-failed", 10), p.diag())
+        c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        c.bind(("127.0.0.1", 0))
+        c.settimeout(5)
+        try:
+            c.sendto(Units.NOTIFY.format(event="check-sync").encode(), ("127.0.0.1", sip))
+            data, _ = c.recvfrom(65535)
+        finally:
+            c.close()
+        self.assertTrue(data.startswith(b"SIP/2.0 200 "), data)
+        reset = p.wait_event("rebooting", 5)
+        self.assertIsNotNone(reset, p.diag())
+        self.assertEqual(reset["reason"], "check-sync")
+        # the second failure's wait runs into --max-boots 1 only after its 30 s: stop it here
+        self.assertIsNotNone(p.wait_event("registration-failed", 10, count=2), p.diag())
+        self.assertLess(p.events("registration-failed")[1]["t"], 10)
+        p.stop()
+        self.assertEqual(p.status()["notifies"], 1)
+        self.assertEqual(p.requested(), [TERM06, SEP, TERM06, SEP])
 
 
 # ----------------------------------------------------------------------------------------------

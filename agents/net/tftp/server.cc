@@ -393,6 +393,59 @@ nlohmann::json event_to_json(const Event& e) {
   return j;
 }
 
+Result<Event> event_from_json(const nlohmann::json& j) {
+  if (!j.is_object()) return fail(Errc::InvalidInput, "an event is a JSON object");
+  Event e;
+  try {
+    const std::string kind = j.at("event").get<std::string>();
+    bool known = false;
+    for (auto k : {EventKind::Request, EventKind::Refused, EventKind::Oack, EventKind::Progress,
+                   EventKind::Complete, EventKind::Failed, EventKind::BadPacket})
+      if (event_kind_name(k) == kind) {
+        e.kind = k;
+        known = true;
+      }
+    if (!known) return fail(Errc::InvalidInput, "event: unknown kind '" + kind + "'");
+    // "2026-11-25T10:15:32.123Z"
+    const std::string time = j.at("time").get<std::string>();
+    std::tm tm{};
+    int ms = 0, used = 0;
+    if (std::sscanf(time.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ%n", &tm.tm_year, &tm.tm_mon,
+                    &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms, &used) != 7 ||
+        static_cast<std::size_t>(used) != time.size())
+      return fail(Errc::InvalidInput, "time: '" + time + "' is not YYYY-MM-DDTHH:MM:SS.mmmZ");
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    e.time_ms = static_cast<std::int64_t>(::timegm(&tm)) * 1000 + ms;
+    e.source = j.value("source", "labctl");
+    e.host = j.value("host", "");
+    if (j.contains("pid")) e.pid = j.at("pid").get<int>();
+    e.transfer = j.value("transfer", std::uint64_t{0});
+    e.client = j.value("client", "");
+    e.client_port = j.value("port", std::uint16_t{0});
+    e.op = j.value("op", "");
+    e.name = j.value("name", "");
+    e.file = j.value("file", "");
+    e.mode = j.value("mode", "");
+    if (j.contains("options"))
+      for (const auto& [k, v] : j.at("options").items())
+        e.options.push_back({k, v.get<std::string>()});
+    e.virtual_file = j.value("virtual", false);
+    e.case_fallback = j.value("case_fallback", false);
+    e.bytes = j.value("bytes", std::uint64_t{0});
+    e.retransmits = j.value("retransmits", std::uint64_t{0});
+    if (j.contains("size")) e.size = j.at("size").get<std::uint64_t>();
+    e.blksize = j.value("blksize", std::uint16_t{0});
+    e.windowsize = j.value("windowsize", std::uint16_t{0});
+    e.duration_ms = j.value("duration_ms", std::int64_t{-1});
+    if (j.contains("error_code")) e.error_code = j.at("error_code").get<std::uint16_t>();
+    e.reason = j.value("reason", "");
+  } catch (const nlohmann::json::exception& ex) {
+    return fail(Errc::InvalidInput, std::string("event: ") + ex.what());
+  }
+  return e;
+}
+
 std::string event_to_line(const Event& e) {
   std::string line(event_kind_name(e.kind));
   if (e.transfer) line += " #" + std::to_string(e.transfer);
@@ -1207,6 +1260,29 @@ class Worker {
     return std::nullopt;
   }
 
+  // A file a plugin published to this client outside the root (a verified firmware blob): opened
+  // without following links, and only when it is a regular file.
+  std::optional<std::pair<UniqueFd, std::uint64_t>> published_file(const Endpoint& from,
+                                                                   const std::string& name) {
+    sdk::TftpRequestInfo info;
+    info.client_ip = from.ipv4();
+    info.name = name;
+    for (auto* hooks : s_.cfg.hooks) {
+      std::optional<std::filesystem::path> path;
+      try {
+        path = hooks->tftp_published_file(info);
+      } catch (...) {
+        continue;
+      }
+      if (!path) continue;
+      UniqueFd fd(::open(path->c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+      struct stat st{};
+      if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+      return std::make_pair(std::move(fd), static_cast<std::uint64_t>(st.st_size));
+    }
+    return std::nullopt;
+  }
+
   std::size_t path_mtu(const Endpoint& peer) {
     UniqueFd probe(::socket(peer.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0));
     if (!probe) return 0;
@@ -1300,6 +1376,10 @@ class Worker {
         t->virtual_file = true;
         if (req.mode == Mode::Octet) size = content->size();
         t->source = std::make_unique<MemorySource>(std::move(*content));
+      } else if (auto published = published_file(from, *name)) {
+        t->virtual_file = true;
+        if (req.mode == Mode::Octet) size = published->second;
+        t->source = std::make_unique<FileSource>(std::move(published->first));
       } else {
         auto file = s_.root->open_read(*name);
         if (!file) {

@@ -67,6 +67,9 @@ struct Event {
 // The event as one JSON object (the log format; README.md documents every field). Invalid UTF-8
 // in names is replaced, never an exception.
 nlohmann::json event_to_json(const Event& e);
+// The inverse of event_to_json, for reading a log back (doctor commands, plugins following a
+// device's requests). InvalidInput, saying which field, for a line that is not an event.
+Result<Event> event_from_json(const nlohmann::json& j);
 // One line of text for a terminal: "complete 192.0.2.7 RRQ jar11sip.sbn 1234567 bytes in 812 ms".
 std::string event_to_line(const Event& e);
 
