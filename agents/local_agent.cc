@@ -53,7 +53,12 @@ class LocalContext : public sdk::DeviceContext {
     return sdk::tftp_event_log_path(opt_.state_dir, device.segment);
   }
   void log(std::string_view message) override {
-    std::clog << "labctl: " << device_.name << ": " << message << "\n";
+    // One write per message, so lines of devices worked on at once never interleave.
+    std::string line = "labctl: " + device_.name + ": ";
+    line.append(message);
+    line += "\n";
+    std::clog.write(line.data(), static_cast<std::streamsize>(line.size()));
+    std::clog.flush();
   }
 
  private:

@@ -45,9 +45,10 @@ agents::AgentSet& Context::agents(const inventory::Inventory& inv) {
     lo.state_dir = state_dir();
     lo.catalog = inv.catalog.get();
     lo.cancel = &cancel_;
-    lo.firmware = [dir = state_dir()](const inventory::Family& family,
-                                      const inventory::Release& release)
-        -> Result<std::vector<sdk::FirmwareImage>> {
+    lo.firmware =
+        [dir = state_dir()](
+            const inventory::Family& family,
+            const inventory::Release& release) -> Result<std::vector<sdk::FirmwareImage>> {
       auto store = firmware::FirmwareStore::open(dir);
       if (!store) return fail(std::move(store.error()));
       auto files = (*store)->verified_release(family, release);

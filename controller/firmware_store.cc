@@ -1785,8 +1785,8 @@ Result<std::vector<StoredFile>> FirmwareStore::release_files(std::string_view fa
   }
 }
 
-Result<std::vector<StoredFile>> FirmwareStore::verified_release(
-    const inventory::Family& family, const inventory::Release& release) {
+Result<std::vector<StoredFile>> FirmwareStore::verified_release(const inventory::Family& family,
+                                                                const inventory::Release& release) {
   auto pinned = release_files(family.name, release.version.text);
   if (!pinned) return fail(std::move(pinned.error()));
   std::vector<StoredFile> out;
@@ -1814,11 +1814,10 @@ Result<std::vector<StoredFile>> FirmwareStore::verified_release(
     std::string list;
     for (const auto& m : missing)
       list += (list.empty() ? "" : ", ") + m;
-    return fail(Errc::NotFound, release.version.text + ": not in the firmware store: " + list +
-                                    "; import " +
-                                    (release.bundle.empty() ? std::string("its bundle")
-                                                            : release.bundle) +
-                                    " with 'labctl firmware import'");
+    return fail(Errc::NotFound,
+                release.version.text + ": not in the firmware store: " + list + "; import " +
+                    (release.bundle.empty() ? std::string("its bundle") : release.bundle) +
+                    " with 'labctl firmware import'");
   }
   return out;
 }

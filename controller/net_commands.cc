@@ -378,7 +378,7 @@ int cmd_serve(Context& ctx, const ServeArgs& a) {
       c.root = seg.tftp.root;
       c.port = static_cast<std::uint16_t>(a.tftp_port ? a.tftp_port : seg.tftp.port);
       c.log_path = a.log_dir.empty() ? sdk::tftp_event_log_path(ctx.state_dir(), seg.name)
-                                      : log_dir / ("tftp-" + seg.name + ".jsonl");
+                                     : log_dir / ("tftp-" + seg.name + ".jsonl");
       c.hooks = hooks;
       c.on_event = [name = seg.name](const tftp::Event& e) {
         if (e.kind == tftp::EventKind::Complete || e.kind == tftp::EventKind::Failed ||

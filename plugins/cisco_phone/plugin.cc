@@ -133,7 +133,9 @@ std::filesystem::path published_dir(const std::filesystem::path& plugin_dir) {
   return plugin_dir / "published";
 }
 
-std::string secs(std::int64_t ms) { return std::to_string((ms + 500) / 1000) + " s"; }
+std::string secs(std::int64_t ms) {
+  return std::to_string((ms + 500) / 1000) + " s";
+}
 
 }  // namespace
 
@@ -202,31 +204,31 @@ Result<std::vector<sdk::Step>> CiscoPhonePlugin::hop_steps(const sdk::Device& d,
                                                            const sdk::HopInfo& hop) const {
   if (d.ip.empty())
     return fail(Errc::PreconditionFailed,
-                d.name + ": a staged upgrade needs the phone's ip (the TFTP requests that show its "
-                         "progress come from that address; give it a DHCP reservation)");
+                d.name +
+                    ": a staged upgrade needs the phone's ip (the TFTP requests that show its "
+                    "progress come from that address; give it a DHCP reservation)");
   if (d.segment.empty())
     return fail(Errc::PreconditionFailed,
-                d.name + ": a staged upgrade needs the phone's segment (whose TFTP service "
-                         "publishes the load)");
+                d.name +
+                    ": a staged upgrade needs the phone's segment (whose TFTP service "
+                    "publishes the load)");
   if (hop.release == nullptr)
     return fail(Errc::NotFound, d.name + ": load " + hop.to.text + " is not in the catalog");
   const std::string& load = hop.to.text;
-  const std::string of = " (hop " + std::to_string(hop.index) + "/" + std::to_string(hop.count) + ")";
+  const std::string of =
+      " (hop " + std::to_string(hop.index) + "/" + std::to_string(hop.count) + ")";
   json files = json::array();
   for (const auto& f : hop.release->files)
     files.push_back(f.name);
-  const json args = {{"load", load},
-                     {"from", hop.from.text},
-                     {"hop", hop.index},
-                     {"hops", hop.count},
-                     {"bundle", hop.release->bundle},
-                     {"files", files}};
+  const json args = {{"load", load},      {"from", hop.from.text},         {"hop", hop.index},
+                     {"hops", hop.count}, {"bundle", hop.release->bundle}, {"files", files}};
   std::vector<sdk::Step> out;
   sdk::Step publish;
   publish.key = "publish@" + load;
   publish.action = "publish";
   publish.title = "publish " + load + " to " + d.name + " over TFTP" + of;
-  publish.reason = hop.reason.empty() ? "the inventory's target is " + d.firmware.target : hop.reason;
+  publish.reason =
+      hop.reason.empty() ? "the inventory's target is " + d.firmware.target : hop.reason;
   publish.args = args;
   out.push_back(publish);
   sdk::Step trigger;
@@ -240,8 +242,9 @@ Result<std::vector<sdk::Step>> CiscoPhonePlugin::hop_steps(const sdk::Device& d,
   watch.key = "watch@" + load;
   watch.action = "watch";
   watch.title = "follow " + d.name + " fetching " + load + of;
-  watch.reason = "done when every file of the load was transferred and the phone asks for its "
-                 "configuration";
+  watch.reason =
+      "done when every file of the load was transferred and the phone asks for its "
+      "configuration";
   watch.args = args;
   watch.writes = false;
   watch.weight = 10;
@@ -355,9 +358,8 @@ Status CiscoPhonePlugin::publish(sdk::DeviceContext& ctx, const sdk::Device& d,
   // started from (or already on this one). A phone that is restarting gets a minute to answer.
   auto o = probe_until(ctx, d, std::chrono::seconds(60), nullptr);
   if (!o)
-    return fail(std::move(o.error())
-                    .context("cannot check the phone before publishing " + load +
-                             " (its web server must answer: DeviceInformationX)"));
+    return fail(std::move(o.error()).context("cannot check the phone before publishing " + load +
+                                             " (its web server must answer: DeviceInformationX)"));
   for (const auto& f : o->findings)
     if (f.code == "wrong-device" || f.code == "model-mismatch")
       return fail(Errc::PreconditionFailed, f.message + "; nothing was published");
@@ -380,21 +382,23 @@ Status CiscoPhonePlugin::publish(sdk::DeviceContext& ctx, const sdk::Device& d,
   if (const auto* prev = fam->find(o->version); prev != nullptr && o->version != load)
     if (auto kept = ctx.firmware_images(*fam, *prev))
       for (const auto& img : *kept)
-        if (!iequals(img.name, pub.term)) pub.keep.push_back({img.name, img.sha256, img.size, img.path});
+        if (!iequals(img.name, pub.term))
+          pub.keep.push_back({img.name, img.sha256, img.size, img.path});
   const auto log = ctx.tftp_event_log(d);
   if (log.empty() || !std::filesystem::exists(log))
     return fail(Errc::PreconditionFailed,
                 "no TFTP service has run for segment " + d.segment + " (no event log at " +
-                    log.string() + "): start 'labctl serve' with this inventory first; the phone "
+                    log.string() +
+                    "): start 'labctl serve' with this inventory first; the phone "
                     "fetches its load from it");
   pub.log_offset = file_size_or_zero(log);
   pub.published_ms = now_ms();
-  if (auto w = write_publication(publication_path(published_dir(ctx.plugin_state_dir()), pub.mac),
-                                 pub);
+  if (auto w =
+          write_publication(publication_path(published_dir(ctx.plugin_state_dir()), pub.mac), pub);
       !w)
     return w;
-  ctx.log("published " + load + " (" + std::to_string(pub.files.size()) +
-          " verified files) to " + d.ip + ": " + pub.term + " and SEP" + pub.mac +
+  ctx.log("published " + load + " (" + std::to_string(pub.files.size()) + " verified files) to " +
+          d.ip + ": " + pub.term + " and SEP" + pub.mac +
           ".cnf.xml now name it for this phone only");
   return {};
 }
@@ -412,8 +416,8 @@ Status CiscoPhonePlugin::trigger(sdk::DeviceContext& ctx, const sdk::Device& d,
   const bool sip = o && o->components.count("protocol") && o->components.at("protocol") == "sip";
   if (sip) {
     const int port = static_cast<int>(d.params.value("sip-port", std::int64_t{5060}));
-    auto r = send_check_sync(d.ip, port, d.params.value("extension", ""),
-                             std::chrono::seconds(32), [&] { return ctx.cancelled(); });
+    auto r = send_check_sync(d.ip, port, d.params.value("extension", ""), std::chrono::seconds(32),
+                             [&] { return ctx.cancelled(); });
     if (r && r->code >= 200 && r->code < 300) {
       p.trigger = "check-sync";
       ctx.log("check-sync accepted (" + std::to_string(r->code) + " " + r->reason +
@@ -424,8 +428,14 @@ Status CiscoPhonePlugin::trigger(sdk::DeviceContext& ctx, const sdk::Device& d,
               "); the phone needs a restart:");
     }
   }
-  if (p.trigger == "operator")
-    ctx.log(operator_instructions(d.name, d.model, d.ip, load));
+  if (p.trigger == "operator") {
+    // The whole procedure once per run; for the next phones, one line that points to it.
+    if (!instructions_shown_.exchange(true))
+      ctx.log(operator_instructions(d.name, d.model, d.ip, load));
+    else
+      ctx.log("restart " + d.name + " (" + d.model + ", " + d.ip + ") to make it fetch " + load +
+              ": the steps are above");
+  }
   p.triggered_ms = now_ms();
   return write_publication(publication_path(published_dir(ctx.plugin_state_dir()), p.mac), p);
 }
@@ -566,8 +576,8 @@ Result<sdk::VerbResult> CiscoPhonePlugin::run_verb(sdk::DeviceContext& ctx, cons
     r.data = {{"code", res->code}, {"reason", res->reason}};
     r.text = d.name + ": " + std::to_string(res->code) + " " + res->reason + "\n";
     if (res->code < 200 || res->code >= 300)
-      return fail(Errc::PreconditionFailed,
-                  d.name + ": check-sync answered " + std::to_string(res->code) + " " + res->reason);
+      return fail(Errc::PreconditionFailed, d.name + ": check-sync answered " +
+                                                std::to_string(res->code) + " " + res->reason);
     return r;
   }
   return fail(Errc::NotSupported, "phone verb '" + verb + "'");
@@ -584,8 +594,7 @@ const sdk::Device* CiscoPhonePlugin::Hooks::phone_at(std::uint32_t ip) const {
   if (!mac) return nullptr;
   const std::string want = mac12(*mac);
   for (const auto& d : env_.inventory->devices)
-    if (d.type == "cisco-phone" && d.ip.empty() && !want.empty() && mac12(d.mac) == want)
-      return &d;
+    if (d.type == "cisco-phone" && d.ip.empty() && !want.empty() && mac12(d.mac) == want) return &d;
   return nullptr;
 }
 
@@ -627,7 +636,8 @@ Result<sdk::VerbResult> CiscoPhonePlugin::doctor(sdk::DeviceContext& ctx, const 
         load_protocol(d.firmware.target) == "sip")
       add("info", "sccp-load",
           "on an SCCP load it cannot register with the SIP configuration; 'labctl plan' shows "
-          "the hops to " + d.firmware.target);
+          "the hops to " +
+              d.firmware.target);
   } else {
     r.text = d.name + ": no answer from its web server (" + o.error().message() + ")\n" + r.text;
   }

@@ -7,6 +7,7 @@
 // service, trigger (check-sync, or the operator's restart), watch its requests (upgrade.h).
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <optional>
 
@@ -68,6 +69,7 @@ class CiscoPhonePlugin : public sdk::Plugin {
 
   inventory::DeviceSchema schema_;
   Hooks hooks_;
+  std::atomic<bool> instructions_shown_{false};  // the operator's restart procedure, once
 };
 
 }  // namespace labctl::cisco_phone

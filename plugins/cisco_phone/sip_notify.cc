@@ -98,14 +98,15 @@ Result<SipResponse> parse_sip_response(std::string_view data) {
     pos = nl + 2;
   }
   if (lines.empty() || lines[0].rfind("SIP/2.0 ", 0) != 0)
-    return fail(Errc::InvalidInput, "not a SIP response (the first line does not start with "
-                                    "'SIP/2.0 ')");
+    return fail(Errc::InvalidInput,
+                "not a SIP response (the first line does not start with "
+                "'SIP/2.0 ')");
   SipResponse r;
   const std::string_view status = lines[0].substr(8);
   const auto sp = status.find(' ');
   if (!parse_int(status.substr(0, sp), &r.code) || r.code < 100 || r.code > 699)
-    return fail(Errc::InvalidInput, "bad status code in '" + std::string(lines[0].substr(0, 80)) +
-                                        "'");
+    return fail(Errc::InvalidInput,
+                "bad status code in '" + std::string(lines[0].substr(0, 80)) + "'");
   if (sp != std::string_view::npos) r.reason = std::string(trim(status.substr(sp + 1)));
   bool have_via = false, have_cseq = false;
   for (std::size_t i = 1; i < lines.size(); ++i) {
@@ -143,7 +144,8 @@ Result<SipResponse> send_check_sync(const std::string& phone_ip, int phone_port,
   sockaddr_in to{};
   to.sin_family = AF_INET;
   to.sin_port = htons(static_cast<std::uint16_t>(phone_port));
-  if (phone_port < 1 || phone_port > 65535 || ::inet_pton(AF_INET, phone_ip.c_str(), &to.sin_addr) != 1)
+  if (phone_port < 1 || phone_port > 65535 ||
+      ::inet_pton(AF_INET, phone_ip.c_str(), &to.sin_addr) != 1)
     return fail(Errc::InvalidInput, where + ": not an IPv4 address and port");
   UniqueSocket s;
   s.fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -177,10 +179,11 @@ Result<SipResponse> send_check_sync(const std::string& phone_ip, int phone_port,
     if (cancelled && cancelled()) return fail(Errc::Cancelled, where + ": cancelled");
     const auto now = Clock::now();
     if (now >= end)
-      return fail(Errc::Timeout,
-                  where + ": no final answer in " +
-                      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(bound).count()) +
-                      " s" + (provisional ? " (only a provisional one)" : ""));
+      return fail(
+          Errc::Timeout,
+          where + ": no final answer in " +
+              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(bound).count()) +
+              " s" + (provisional ? " (only a provisional one)" : ""));
     // After a provisional response, retransmissions go on at T2 (RFC 3261 17.1.2.2).
     if (now >= next_send) {
       if (::send(s.fd, msg.data(), msg.size(), 0) < 0 && errno == ECONNREFUSED)

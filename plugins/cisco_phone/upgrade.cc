@@ -54,12 +54,18 @@ std::string megabytes(std::uint64_t b) {
 }  // namespace
 
 json Publication::to_json() const {
-  return {{"device", device},         {"mac", mac},
-          {"load", load},             {"hop", hop},
-          {"hops", hops},             {"term", term},
-          {"files", files_json(files)}, {"keep", files_json(keep)},
-          {"published_ms", published_ms}, {"log_offset", log_offset},
-          {"triggered_ms", triggered_ms}, {"trigger", trigger}};
+  return {{"device", device},
+          {"mac", mac},
+          {"load", load},
+          {"hop", hop},
+          {"hops", hops},
+          {"term", term},
+          {"files", files_json(files)},
+          {"keep", files_json(keep)},
+          {"published_ms", published_ms},
+          {"log_offset", log_offset},
+          {"triggered_ms", triggered_ms},
+          {"trigger", trigger}};
 }
 
 Result<Publication> Publication::from_json(const json& j) {
@@ -242,7 +248,7 @@ std::vector<tftp::Event> EventLogTail::poll() {
 }
 
 std::uint64_t file_size_or_zero(const std::filesystem::path& path) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return 0;
   return static_cast<std::uint64_t>(st.st_size);
 }

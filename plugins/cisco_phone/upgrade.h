@@ -33,18 +33,18 @@ struct PublishedFile {
 };
 
 struct Publication {
-  std::string device;      // inventory name
-  std::string mac;         // "000B8201FC42"
-  std::string load;        // the hop's load id, "SCCP11.8-5-2S"
-  int hop = 0, hops = 0;   // 1-based
-  std::string term;        // "term06.default.loads": the file this model asks after a reset
+  std::string device;     // inventory name
+  std::string mac;        // "000B8201FC42"
+  std::string load;       // the hop's load id, "SCCP11.8-5-2S"
+  int hop = 0, hops = 0;  // 1-based
+  std::string term;       // "term06.default.loads": the file this model asks after a reset
   std::vector<PublishedFile> files;  // the hop's release, verified when published
   // The release the phone runs before this hop, when the store has it: a phone whose saved
   // configuration still names it asks for its files once more before it reads the new
   // configuration (a real phone keeps its configured load).
   std::vector<PublishedFile> keep;
   std::int64_t published_ms = 0;
-  std::uint64_t log_offset = 0;  // size of the TFTP event log when published
+  std::uint64_t log_offset = 0;   // size of the TFTP event log when published
   std::int64_t triggered_ms = 0;  // 0 until the trigger step ran
   std::string trigger;            // "check-sync" or "operator"
 
@@ -69,11 +69,11 @@ struct HopProgress {
   std::size_t files_total = 0, files_done = 0;  // .sbn files of the load
   std::uint64_t bytes_total = 0, bytes_done = 0;
   std::vector<std::string> missing;  // .sbn files not yet transferred completely
-  bool config_asked = false;  // SEP<MAC>.cnf.xml asked after the last .sbn completed
-  bool done = false;          // every .sbn complete, then the configuration asked
-  int term_requests = 0;      // term-file requests since publication
-  int term_since_sbn = 0;     // term-file requests after the last .sbn activity
-  bool any_sbn = false;       // some .sbn of the load was asked at all
+  bool config_asked = false;         // SEP<MAC>.cnf.xml asked after the last .sbn completed
+  bool done = false;                 // every .sbn complete, then the configuration asked
+  int term_requests = 0;             // term-file requests since publication
+  int term_since_sbn = 0;            // term-file requests after the last .sbn activity
+  bool any_sbn = false;              // some .sbn of the load was asked at all
   std::vector<std::string> refused;  // "name: reason" for refused requests of the load's files
   std::int64_t last_ms = 0;          // time of the phone's last request
   // The phone keeps asking the term file and never a .sbn: its bootloader refuses the load (the

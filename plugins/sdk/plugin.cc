@@ -36,7 +36,9 @@ Result<std::vector<FirmwareImage>> DeviceContext::firmware_images(const inventor
   return fail(Errc::NotSupported, "no firmware store here (family " + family.name + ")");
 }
 
-std::filesystem::path DeviceContext::tftp_event_log(const Device&) const { return {}; }
+std::filesystem::path DeviceContext::tftp_event_log(const Device&) const {
+  return {};
+}
 
 json Step::to_json() const {
   return {{"key", key},       {"action", action},

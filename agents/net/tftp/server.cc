@@ -1276,7 +1276,7 @@ class Worker {
       }
       if (!path) continue;
       UniqueFd fd(::open(path->c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
-      struct stat st{};
+      struct stat st {};
       if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
       return std::make_pair(std::move(fd), static_cast<std::uint64_t>(st.st_size));
     }
