@@ -49,7 +49,7 @@ struct LocalAgentOptions {
   // The verified files of a release from the firmware store (DeviceContext::firmware_images);
   // unset: NotSupported.
   std::function<Result<std::vector<sdk::FirmwareImage>>(const inventory::Family&,
-                                                         const inventory::Release&)>
+                                                        const inventory::Release&)>
       firmware;
 };
 
