@@ -1,6 +1,7 @@
 #include <iostream>
 
 #include "agents/agent.h"
+#include "common/run_lock.h"
 #include "inventory/secrets.h"
 
 namespace labctl::agents {
@@ -48,9 +49,18 @@ class LocalContext : public sdk::DeviceContext {
     if (!opt_.firmware) return sdk::DeviceContext::firmware_images(family, release);
     return opt_.firmware(family, release);
   }
-  std::filesystem::path tftp_event_log(const sdk::Device& device) const override {
-    if (device.segment.empty()) return {};
-    return sdk::tftp_event_log_path(opt_.state_dir, device.segment);
+  sdk::TftpServiceInfo tftp_service(const sdk::Device& device) const override {
+    sdk::TftpServiceInfo info;
+    if (device.segment.empty()) return info;
+    info.event_log = sdk::tftp_event_log_path(opt_.state_dir, device.segment);
+    if (auto holder = run_lock_holder(serve_lock_path(opt_.state_dir))) {
+      info.holder = *holder;
+      auto j = nlohmann::json::parse(*holder, nullptr, false);
+      if (j.is_object())
+        for (const auto& seg : j.value("tftp", nlohmann::json::array()))
+          if (seg.is_string() && seg.get<std::string>() == device.segment) info.running = true;
+    }
+    return info;
   }
   void log(std::string_view message) override {
     // One write per message, so lines of devices worked on at once never interleave.

@@ -1,6 +1,7 @@
 #include "controller/net_commands.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -14,6 +15,7 @@
 
 #include "agents/net/dhcp/snippets.h"
 #include "agents/net/tftp/server.h"
+#include "common/run_lock.h"
 #include "common/text.h"
 #include "inventory/loader.h"
 
@@ -369,6 +371,23 @@ int cmd_serve(Context& ctx, const ServeArgs& a) {
       }
       dhcp_segments.push_back(std::move(*sc));
     }
+  }
+  // One `labctl serve` per state directory: it owns the lease table, and steps that need its
+  // TFTP service (phone upgrades) ask this lock whether it runs and which segments it serves.
+  nlohmann::json served = {{"pid", ::getpid()},
+                           {"inventory", std::filesystem::absolute(a.inventory).string()},
+                           {"tftp", nlohmann::json::array()},
+                           {"dhcp", nlohmann::json::array()}};
+  for (const auto& seg : inv->segments) {
+    if (seg.agent != "local") continue;
+    if (seg.tftp.enabled) served["tftp"].push_back(seg.name);
+    if (seg.dhcp.mode != inventory::DhcpMode::Off) served["dhcp"].push_back(seg.name);
+  }
+  auto lock = RunLock::acquire(serve_lock_path(ctx.state_dir()), served.dump() + "\n");
+  if (!lock) {
+    err << "labctl serve: another labctl serve runs with state directory "
+        << ctx.state_dir().string() << ": " << lock.error().message() << "\n";
+    return kExitError;
   }
   // Every segment's DHCP configuration is checked above before any service starts.
   for (const auto& seg : inv->segments) {

@@ -384,14 +384,15 @@ Status CiscoPhonePlugin::publish(sdk::DeviceContext& ctx, const sdk::Device& d,
       for (const auto& img : *kept)
         if (!iequals(img.name, pub.term))
           pub.keep.push_back({img.name, img.sha256, img.size, img.path});
-  const auto log = ctx.tftp_event_log(d);
-  if (log.empty() || !std::filesystem::exists(log))
+  const auto service = ctx.tftp_service(d);
+  if (!service.running)
     return fail(Errc::PreconditionFailed,
-                "no TFTP service has run for segment " + d.segment + " (no event log at " +
-                    log.string() +
-                    "): start 'labctl serve' with this inventory first; the phone "
-                    "fetches its load from it");
-  pub.log_offset = file_size_or_zero(log);
+                "no 'labctl serve' serves TFTP for segment " + d.segment +
+                    (service.holder.empty() ? std::string()
+                                            : " (the one running says: " + service.holder + ")") +
+                    ": start it with this inventory and the same --state-dir first (the phone "
+                    "fetches its load from it); nothing was published");
+  pub.log_offset = file_size_or_zero(service.event_log);
   pub.published_ms = now_ms();
   if (auto w =
           write_publication(publication_path(published_dir(ctx.plugin_state_dir()), pub.mac), pub);
@@ -449,7 +450,7 @@ Status CiscoPhonePlugin::watch(sdk::DeviceContext& ctx, const sdk::Device& d,
     return fail(Errc::PreconditionFailed, load + " is not published to the phone (publish first)");
   const Publication& p = **pub;
   const std::string sep = "SEP" + p.mac + ".cnf.xml";
-  EventLogTail tail(ctx.tftp_event_log(d), p.log_offset);
+  EventLogTail tail(ctx.tftp_service(d).event_log, p.log_offset);
   std::vector<tftp::Event> mine;  // this phone's events since the publication
   HopProgress last;
   std::string last_note;
@@ -642,7 +643,7 @@ Result<sdk::VerbResult> CiscoPhonePlugin::doctor(sdk::DeviceContext& ctx, const 
     r.text = d.name + ": no answer from its web server (" + o.error().message() + ")\n" + r.text;
   }
   // 3. Its TFTP requests, in the segment's event log.
-  const auto log = ctx.tftp_event_log(d);
+  const auto log = ctx.tftp_service(d).event_log;
   std::vector<tftp::Event> mine;
   if (!log.empty() && !d.ip.empty()) {
     EventLogTail tail(log, 0);

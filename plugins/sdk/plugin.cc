@@ -36,7 +36,7 @@ Result<std::vector<FirmwareImage>> DeviceContext::firmware_images(const inventor
   return fail(Errc::NotSupported, "no firmware store here (family " + family.name + ")");
 }
 
-std::filesystem::path DeviceContext::tftp_event_log(const Device&) const {
+TftpServiceInfo DeviceContext::tftp_service(const Device&) const {
   return {};
 }
 

@@ -87,6 +87,12 @@ struct FirmwareImage {
   std::filesystem::path path;  // the store's blob (read-only; never modify it)
 };
 
+struct TftpServiceInfo {
+  std::filesystem::path event_log;  // its JSON event log; empty when the device has no segment
+  bool running = false;             // a `labctl serve` runs now and serves the segment
+  std::string holder;               // what that process says about itself (pid, segments)
+};
+
 // Everything a plugin may use to reach the outside world while working on a device.
 class DeviceContext {
  public:
@@ -108,8 +114,8 @@ class DeviceContext {
   // bundle to import when a file is missing; VerifyMismatch when a blob does not match.
   virtual Result<std::vector<FirmwareImage>> firmware_images(const inventory::Family& family,
                                                              const inventory::Release& release);
-  // The JSON event log of the TFTP service of the device's segment (empty path: none known).
-  virtual std::filesystem::path tftp_event_log(const Device& device) const;
+  // The TFTP service of the device's segment, as `labctl serve` runs it.
+  virtual TftpServiceInfo tftp_service(const Device& device) const;
 };
 
 // A per-device CLI verb: `labctl bmc server1 power cycle`.

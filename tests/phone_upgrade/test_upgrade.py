@@ -372,6 +372,32 @@ class Validation(unittest.TestCase):
             self.assertNotIn("Applying", r.stdout)
 
 
+class Services(unittest.TestCase):
+    def test_no_serve_means_nothing_is_published_and_one_serve_per_state_dir(self):
+        with tempfile.TemporaryDirectory(prefix="labctl-noserve-") as tmp:
+            phone = FLEET[0]
+            lab = Lab(tmp, [phone])
+            try:
+                lab.import_bundles(sbn_size=1_000)
+                lab.phone(*phone, ["--retry-interval", "0.5", "--max-retries", "1000", "--linger", "60"])
+                wait_for(lambda: any(e["event"] == "http-listening" for e in lab.events(phone[0])), 20,
+                         "the phone's web server")
+                r = lab.labctl("apply", lab.inv, "--yes", timeout=120)
+                self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+                self.assertIn("no 'labctl serve' serves TFTP for segment lab", r.stdout + r.stderr)
+                self.assertEqual(lab.publications(), {})
+                # One serve per state directory: a second one is refused, naming the first.
+                lab.serve()
+                second = subprocess.run([ARGS.labctl, "--state-dir", lab.state, "serve", lab.inv,
+                                         "--tftp-port", str(free_port(["127.0.0.1"]))], env=lab.env,
+                                        capture_output=True, text=True, timeout=30)
+                self.assertNotEqual(second.returncode, 0)
+                self.assertIn("another labctl serve runs", second.stderr)
+                self.assertIn('"tftp":["lab"]', second.stderr)
+            finally:
+                lab.stop()
+
+
 class CheckSync(unittest.TestCase):
     def test_a_registered_sip_phone_answers_check_sync_and_reboots(self):
         with tempfile.TemporaryDirectory(prefix="labctl-notify-") as tmp:
