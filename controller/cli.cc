@@ -425,6 +425,9 @@ struct DeviceVerbArgs {
   bool json = false;
   std::string log;  // phone doctor --log FILE
   int year = 0;
+  // A device outside any inventory (`labctl bmc --host H[:P] --user U --password-env V VERB`).
+  std::string host, user, password_env, password_file;
+  int cipher_suite = -1;
 };
 
 // `labctl phone doctor --log FILE`: what an in.tftpd syslog says about the phones it served.
@@ -493,9 +496,77 @@ std::string default_inventory() {
   return "/etc/labctl/inventory.yaml";
 }
 
+// An inventory of one device made from --host/--user/--password-env: the verbs of a BMC that
+// is in no inventory, as with ipmitool. The password never appears on the command line.
+std::optional<inventory::Inventory> adhoc_inventory(Context& ctx, const std::string& noun,
+                                                    DeviceVerbArgs& a) {
+  const std::string where = "labctl " + noun + " --host";
+  const sdk::Plugin* plugin = nullptr;
+  for (const auto& type : ctx.registry().types())
+    if (auto* p = ctx.registry().find(type);
+        p && p->cli_noun() == noun && type.rfind("sim-", 0) != 0)
+      plugin = p;
+  if (plugin == nullptr) {
+    std::cerr << where << ": no plugin answers '" << noun << "' outside an inventory\n";
+    return std::nullopt;
+  }
+  if (a.password_env.empty() == a.password_file.empty()) {
+    std::cerr << where
+              << ": give the password with exactly one of --password-env VAR or "
+                 "--password-file FILE (never on the command line)\n";
+    return std::nullopt;
+  }
+  // NAME is the verb here: `labctl bmc --host H info` parses "info" as the device name.
+  if (!a.device.empty()) {
+    if (!a.verb.empty()) a.rest.insert(a.rest.begin(), a.verb);
+    a.verb = a.device;
+  }
+  std::string host = a.host;
+  std::int64_t port = 0;
+  if (auto colon = host.rfind(':'); colon != std::string::npos && host.find(':') == colon) {
+    const std::string p = host.substr(colon + 1);
+    char* end = nullptr;
+    port = std::strtoll(p.c_str(), &end, 10);
+    if (p.empty() || *end != '\0' || port < 1 || port > 65535) {
+      std::cerr << where << ": '" << a.host << "': the port must be 1..65535\n";
+      return std::nullopt;
+    }
+    host = host.substr(0, colon);
+  }
+  if (host.empty() || !inventory::parse_ipv4(host)) {
+    std::cerr << where << ": '" << a.host << "' is not an IPv4 address [and :port]\n";
+    return std::nullopt;
+  }
+  inventory::Inventory inv;
+  inventory::Device d;
+  d.name = host;
+  d.type = plugin->type();
+  d.ip = host;
+  json secret = a.password_env.empty() ? json{{"$secret", {{"file", a.password_file}}}}
+                                       : json{{"$secret", {{"env", a.password_env}}}};
+  d.params["credentials"] = {{"user", a.user.empty() ? std::string("ADMIN") : a.user},
+                             {"password", secret}};
+  if (port) d.params["port"] = port;
+  if (a.cipher_suite >= 0) d.params["cipher-suite"] = a.cipher_suite;
+  inv.devices.push_back(std::move(d));
+  a.device = host;
+  return inv;
+}
+
 int cmd_device_verb(Context& ctx, const std::string& noun, DeviceVerbArgs a) {
-  if (a.inventory.empty()) a.inventory = default_inventory();
-  auto inv = ctx.load_inventory(a.inventory, std::cerr);
+  std::optional<inventory::Inventory> inv;
+  if (!a.host.empty()) {
+    inv = adhoc_inventory(ctx, noun, a);
+  } else {
+    if (a.device.empty()) {
+      std::cerr << "labctl " << noun << ": give a device name"
+                << (noun == "bmc" ? " (or --host H[:PORT] --user U --password-env VAR)" : "")
+                << "\n";
+      return kExitError;
+    }
+    if (a.inventory.empty()) a.inventory = default_inventory();
+    inv = ctx.load_inventory(a.inventory, std::cerr);
+  }
   if (!inv) return kExitError;
   const inventory::Device* dev = inv->device(a.device);
   std::vector<std::string> candidates;
@@ -958,11 +1029,21 @@ int run_cli(int argc, char** argv) {
     sub->add_option("-i,--inventory", args->inventory,
                     "inventory (default $LABCTL_INVENTORY or /etc/labctl/inventory.yaml)");
     sub->add_flag("--json", args->json, "as JSON");
-    sub->add_option("name", args->device, "device name in the inventory")->required();
+    sub->add_option("name", args->device, "device name in the inventory");
     sub->add_option("verb", args->verb, "what to do; leave out to list the verbs");
     sub->add_option("args", args->rest, "the verb's arguments");
     auto* raw = args.get();
     std::string noun = n.noun;
+    if (noun == "bmc") {
+      sub->add_option("--host", args->host,
+                      "a BMC in no inventory: address[:port]; then NAME is the verb");
+      sub->add_option("--user", args->user, "with --host: IPMI user (default ADMIN)");
+      sub->add_option("--password-env", args->password_env,
+                      "with --host: the environment variable holding the password");
+      sub->add_option("--password-file", args->password_file,
+                      "with --host: a file (mode 0600) holding the password");
+      sub->add_option("--cipher-suite", args->cipher_suite, "with --host: default 3");
+    }
     if (noun == "phone") {
       sub->add_option("--log", args->log,
                       "with NAME 'doctor': explain an in.tftpd syslog (labctl phone doctor --log "

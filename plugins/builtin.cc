@@ -2,6 +2,7 @@
 #include "plugins/cisco_phone/plugin.h"
 #include "plugins/registry.h"
 #include "plugins/sim/sim_plugin.h"
+#include "plugins/supermicro_bmc/plugin.h"
 
 namespace labctl::plugins {
 
@@ -9,6 +10,7 @@ void register_builtin_plugins(Registry& registry) {
   for (auto kind : {sim::Kind::Bmc, sim::Kind::Phone, sim::Kind::Hypervisor, sim::Kind::Drive})
     registry.add(std::make_unique<sim::SimPlugin>(kind));
   registry.add(std::make_unique<cisco_phone::CiscoPhonePlugin>());
+  registry.add(std::make_unique<supermicro_bmc::SupermicroBmcPlugin>());
 }
 
 }  // namespace labctl::plugins
