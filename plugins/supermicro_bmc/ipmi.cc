@@ -260,10 +260,10 @@ Status Session::reset_bmc(bool cold) {
   return {};
 }
 
-Result<std::vector<User>> Session::users(int channel) {
+Result<std::vector<User>> Session::users(int channel, int limit) {
   std::vector<User> out;
   int max = 1;
-  for (int id = 1; id <= max && id <= 63; ++id) {
+  for (int id = 1; id <= max && id <= 63 && (limit <= 0 || id <= limit); ++id) {
     Obj a(tmpl_cmd_get_user_access_rs);
     if (ipmi_cmd_get_user_access(C(ctx_), static_cast<std::uint8_t>(channel),
                                  static_cast<std::uint8_t>(id), a.obj) < 0)
@@ -276,7 +276,6 @@ Result<std::vector<User>> Session::users(int channel) {
     const auto status = a.get("user_id_enable_status");
     u.enabled = status == 1 || (status == 0 && u.ipmi_messaging);
     u.enable_status = status == 1 ? "enabled" : status == 2 ? "disabled" : "unspecified";
-    u.ipmi_messaging = a.get("user_ipmi_messaging") != 0;
     u.link_auth = a.get("user_link_authentication") != 0;
     u.privilege = static_cast<int>(a.get("user_privilege_level_limit"));
     Obj n(tmpl_cmd_get_user_name_rs);

@@ -101,8 +101,8 @@ class Session {
   Status chassis_control(PowerAction action);
   Status reset_bmc(bool cold);
 
-  // Users 1..max on `channel`, with names and access.
-  Result<std::vector<User>> users(int channel = 1);
+  // Users 1..max on `channel` (at most `limit` of them when > 0), with names and access.
+  Result<std::vector<User>> users(int channel = 1, int limit = 0);
   Status set_user_name(int id, const std::string& name);
   Status set_user_password(int id, const std::string& password);
   Status set_user_enabled(int id, bool enabled);

@@ -322,7 +322,9 @@ Result<sdk::Observation> SupermicroBmcPlugin::probe(sdk::DeviceContext& ctx, con
       o.findings.push_back({"critical", "fan-fault", "the chassis reports a cooling fan fault"});
   }
   const int channel = static_cast<int>(d.params.value("channel", std::int64_t{1}));
-  if (auto users = s.users(channel)) {
+  // Users 1 (the null user) and 2 (the factory ADMIN) only: a full list costs two commands per
+  // slot (63 on some BMCs) and is what `labctl bmc NAME users` is for.
+  if (auto users = s.users(channel, 2)) {
     o.facts["users"] = users_json(*users);
     for (const auto& u : *users)
       if (u.id == 1 && u.enabled && u.ipmi_messaging)

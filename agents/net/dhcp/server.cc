@@ -1,5 +1,7 @@
 #include "agents/net/dhcp/server.h"
 
+#include "common/unique_fd.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
@@ -32,33 +34,6 @@ std::int64_t unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  ~Fd() { reset(); }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_ = -1;
-};
-
-Error sys_error(const std::string& what) {
-  return Error(Errc::Internal, what + ": " + std::strerror(errno));
 }
 
 sockaddr_in v4(std::uint32_t addr, std::uint16_t port) {
@@ -192,15 +167,15 @@ class Server::Impl {
   struct Segment {
     SegmentConfig cfg;
     std::unique_ptr<Allocator> alloc;  // Serve mode
-    Fd sock;                           // port 67
-    Fd client_sock;                    // observe mode: port 68 (replies broadcast by others)
+    UniqueFd sock;                     // port 67
+    UniqueFd client_sock;              // observe mode: port 68 (replies broadcast by others)
     int ifindex = 0;
   };
 
   ServerConfig cfg;
   std::vector<std::unique_ptr<Segment>> segments;
   std::unique_ptr<LeaseDb> db;
-  Fd wake;
+  UniqueFd wake;
   std::thread loop_thread, commit_thread;
   std::atomic<bool> stopping{false};
   bool stopped = false;
@@ -240,8 +215,8 @@ class Server::Impl {
   }
 
   Status open_sockets(Segment& s) {
-    auto make = [&](std::uint16_t port) -> Result<Fd> {
-      Fd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    auto make = [&](std::uint16_t port) -> Result<UniqueFd> {
+      UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
       if (fd.get() < 0) return fail(sys_error("socket"));
       const int one = 1;
       ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -775,7 +750,7 @@ Result<std::unique_ptr<Server>> Server::start(ServerConfig config) {
     impl->log.open(c.log_path, std::ios::app);
     if (!impl->log) return fail(Errc::Internal, "cannot open log " + c.log_path.string());
   }
-  impl->wake = Fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  impl->wake = UniqueFd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   if (impl->wake.get() < 0) return fail(sys_error("eventfd"));
   Impl* p = impl.get();
   impl->commit_thread = std::thread([p] { p->committer(); });

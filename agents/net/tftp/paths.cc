@@ -69,20 +69,6 @@ long sys_openat2(int dirfd, const char* path, int flags, std::uint64_t resolve, 
 
 }  // namespace
 
-UniqueFd& UniqueFd::operator=(UniqueFd&& o) noexcept {
-  if (this != &o) reset(o.release());
-  return *this;
-}
-
-UniqueFd::~UniqueFd() {
-  reset();
-}
-
-void UniqueFd::reset(int fd) {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = fd;
-}
-
 bool have_openat2() {
   static const bool ok = [] {
     const long r = sys_openat2(AT_FDCWD, "/", O_PATH | O_CLOEXEC, 0, 0);

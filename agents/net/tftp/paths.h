@@ -20,31 +20,11 @@
 #include <string_view>
 
 #include "common/error.h"
+#include "common/unique_fd.h"
 
 namespace labctl::tftp {
 
-// An owned file descriptor.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd&& o) noexcept : fd_(o.release()) {}
-  UniqueFd& operator=(UniqueFd&& o) noexcept;
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  ~UniqueFd();
-  int get() const { return fd_; }
-  int release() {
-    int f = fd_;
-    fd_ = -1;
-    return f;
-  }
-  explicit operator bool() const { return fd_ >= 0; }
-  void reset(int fd = -1);
-
- private:
-  int fd_ = -1;
-};
+using labctl::UniqueFd;
 
 // Normalises a requested name (see above). Errors are InvalidInput with the reason ("'..'
 // component", "NUL byte", ...): the server answers them with an access violation.

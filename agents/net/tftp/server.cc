@@ -146,10 +146,6 @@ Result<Endpoint> numeric_endpoint(const std::string& host, std::uint16_t port) {
   return e;
 }
 
-Error sys_error(std::string_view what) {
-  return Error(Errc::Internal, std::string(what) + ": " + std::strerror(errno));
-}
-
 // ---- data sources
 // --------------------------------------------------------------------------------
 
