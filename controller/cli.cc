@@ -857,7 +857,8 @@ int run_cli(int argc, char** argv) {
   auto* fw_verify = firmware->add_subcommand(
       "verify",
       "re-hash the store's files against its index; with arguments, check files on disk (or "
-      "stored file names) against the store");
+      "stored file names) against the store, and verify images in a format labctl knows "
+      "(Supermicro ATEN BMC images: every checksum)");
   fw_verify->add_option("files", fw_files,
                         "files to check, or names of stored files (default: the whole store)");
   fw_verify->add_flag("--json", fw_json, "as JSON (docs/firmware-store.md)");

@@ -2,6 +2,7 @@
 
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <optional>
@@ -12,6 +13,7 @@
 #include "common/text.h"
 #include "controller/firmware_store.h"
 #include "inventory/catalog.h"
+#include "plugins/supermicro_bmc/aten_image.h"
 
 namespace labctl::controller {
 
@@ -184,6 +186,54 @@ json blob_json(const firmware::BlobCheck& b) {
   if (!b.actual_sha256.empty()) j["actual_sha256"] = b.actual_sha256;
   if (b.status != "ok" && b.status != "missing") j["actual_size"] = b.actual_size;
   return j;
+}
+
+// What a file's own structure says, for the formats labctl can verify offline (today: Supermicro
+// ATEN BMC images). Files larger than this are not read for it.
+constexpr std::uintmax_t kMaxFormatCheck = 64ull << 20;
+
+struct FormatCheck {
+  std::string kind = "unknown";  // "aten-wpcm450", "aspeed", "unknown", "too-large", "unreadable"
+  bool recognised = false;       // a format labctl verifies
+  bool ok = false;               // recognised and without a problem
+  std::string text;              // the report, for humans
+  json detail;                   // the report, for --json
+};
+
+FormatCheck check_format(const std::string& path) {
+  FormatCheck fc;
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  if (ec) {
+    fc.kind = "unreadable";
+    return fc;
+  }
+  if (size > kMaxFormatCheck) {
+    fc.kind = "too-large";
+    return fc;
+  }
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
+  std::ifstream in(path, std::ios::binary);
+  if (!in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size))) {
+    fc.kind = "unreadable";
+    return fc;
+  }
+  namespace bmc = supermicro_bmc;
+  const auto kind = bmc::detect_bmc_image(bytes);
+  if (kind.kind == bmc::BmcImageKind::Unknown) return fc;
+  fc.recognised = true;
+  auto img = bmc::parse_aten_image(bytes);
+  if (!img) {
+    fc.kind = kind.kind == bmc::BmcImageKind::Aspeed ? "aspeed" : "aten-wpcm450";
+    fc.text = "REFUSED   " + path + ": " + img.error().message() + "\n";
+    fc.detail = error_json(img.error());
+    return fc;
+  }
+  fc.kind = "aten-wpcm450";
+  fc.ok = img->ok();
+  fc.text = path + ": " + bmc::describe(*img);
+  fc.detail = bmc::to_json(*img);
+  return fc;
 }
 
 std::string blob_problem(const firmware::BlobCheck& b) {
@@ -380,13 +430,32 @@ int cmd_firmware_verify(Context& ctx, const std::vector<std::string>& files, boo
           if (k.sha256 == *sha) match = true;
         }
         item["known"] = expected;
-        item["status"] = match ? "ok" : (known->empty() ? "unknown" : "mismatch");
-        if (!match) ++problems;
+        // Its own structure, when labctl knows the format: an image that fails is a problem even
+        // when the store holds it; one that verifies needs no store entry.
+        const FormatCheck format = check_format(arg);
+        item["file_format"] = format.kind;
+        if (!format.detail.is_null())
+          item[format.detail.contains("code") ? "format_error" : "image"] = format.detail;
+        item["in_store"] = !known->empty();
+        const bool bad_image = format.recognised && !format.ok;
+        if (bad_image)
+          item["status"] = "bad-image";
+        else if (match || (known->empty() && format.recognised))
+          item["status"] = "ok";
+        else
+          item["status"] = known->empty() ? "unknown" : "mismatch";
+        if (item["status"] != "ok") ++problems;
         if (!as_json) {
+          std::cout << format.text;
           if (match)
             std::cout << "ok        " << arg << "  " << short_sha(*sha) << "\n";
+          else if (known->empty() && format.recognised)
+            std::cout << "note: the store holds no file named " << name
+                      << " (import its bundle to pin its sha256)\n";
           else if (known->empty())
-            std::cout << "UNKNOWN   " << arg << ": the store holds no file named " << name << "\n";
+            std::cout << "UNKNOWN   " << arg << ": the store holds no file named " << name
+                      << ", and it is in no format labctl can verify (unknown firmware format"
+                      << (format.kind == "too-large" ? ", or larger than 64 MiB" : "") << ")\n";
           else
             std::cout << "MISMATCH  " << arg << ": sha256 " << *sha << ", the store has " << name
                       << " as " << text::join_list(expected.get<std::vector<std::string>>(), " or ")

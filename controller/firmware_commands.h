@@ -14,8 +14,10 @@ int cmd_firmware_import(Context& ctx, const std::vector<std::string>& files, boo
 // The bundles in the store, with their files and the pinned checksums.
 int cmd_firmware_list(Context& ctx, bool json);
 // No arguments: re-hash every blob against the index. Arguments: a path to a file checks that
-// file against the store (same name, same sha256?); anything else is a stored file name whose
-// blob(s) are re-hashed. Exit 0 when all is well, 1 otherwise.
+// file against the store (same name, same sha256?) and, when it is in a format labctl can verify
+// offline (a Supermicro ATEN BMC image, plugins/supermicro_bmc/aten_image.h), its structure and
+// every checksum in it; such a file need not be in the store. Anything else is a stored file name
+// whose blob(s) are re-hashed. Exit 0 when all is well, 1 otherwise.
 int cmd_firmware_verify(Context& ctx, const std::vector<std::string>& files, bool json);
 
 }  // namespace labctl::controller

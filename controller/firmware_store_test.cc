@@ -1045,6 +1045,118 @@ TEST_F(Store, AnotherBundleRepairsADamagedBlob) {
   EXPECT_EQ(v->problems(), 0u);
 }
 
+const inventory::Release& sip_release(const inventory::Catalog& c) {
+  const auto* fam = c.family("cisco-7906-7911");
+  EXPECT_NE(fam, nullptr);
+  const auto* rel = fam->find("SIP11.9-4-2SR1-1S");
+  EXPECT_NE(rel, nullptr);
+  return *rel;
+}
+
+TEST_F(Store, VerifiedReleaseHandsOutEveryFileOfTheRelease) {
+  const std::string bundle = "cmterm-7911_7906-sip.9-4-2SR1-1.cop.sgn";
+  ASSERT_TRUE(import(bundle, sip_cop_sgn()));
+  const auto& fam = *catalog_.family("cisco-7906-7911");
+  const auto& rel = sip_release(catalog_);
+  auto r = store_->verified_release(fam, rel);
+  ASSERT_TRUE(r) << r.error().message();
+  ASSERT_EQ(r->size(), rel.files.size());
+  const auto entries = load_entries(kSipFiles, "cmterm-sip/");
+  for (std::size_t i = 0; i < r->size(); ++i) {
+    const auto& f = (*r)[i];
+    // In the catalog's order, under the catalog's names.
+    EXPECT_EQ(f.name, rel.files[i].name);
+    EXPECT_EQ(f.path, store_->blob_path(f.sha256)) << f.name;
+    EXPECT_EQ(f.bundle, bundle) << f.name;
+    ASSERT_TRUE(fs::is_regular_file(f.path)) << f.name;
+    EXPECT_EQ(fs::file_size(f.path), f.size) << f.name;
+    auto sha = sha256_file(f.path);
+    ASSERT_TRUE(sha);
+    EXPECT_EQ(*sha, f.sha256) << f.name;
+    // The bytes the bundle carried for that name.
+    auto e = std::find_if(entries.begin(), entries.end(),
+                          [&](const Entry& x) { return x.name == "cmterm-sip/" + f.name; });
+    ASSERT_NE(e, entries.end()) << f.name;
+    EXPECT_EQ(read_file(f.path), e->data) << f.name;
+  }
+}
+
+TEST_F(Store, VerifiedReleaseNamesTheMissingFileAndTheBundleToImport) {
+  const auto& fam = *catalog_.family("cisco-7906-7911");
+  const auto& rel = sip_release(catalog_);
+  // Nothing imported: every file is missing.
+  auto none = store_->verified_release(fam, rel);
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().code(), Errc::NotFound);
+  for (const auto& f : kSipFiles)
+    EXPECT_NE(none.error().message().find(f), std::string::npos) << none.error().message();
+
+  // A bundle without the cvm file: the load is identified by its .loads, seven files are pinned.
+  std::vector<std::string> names(kSipFiles.begin(), kSipFiles.end() - 1);
+  auto r = import("partial.tar", make_archive(Fmt::Tar, load_entries(names, "d/")));
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->new_pins, names.size());
+  auto v = store_->verified_release(fam, rel);
+  ASSERT_FALSE(v);
+  EXPECT_EQ(v.error().code(), Errc::NotFound);
+  const std::string& msg = v.error().message();
+  EXPECT_NE(msg.find("SIP11.9-4-2SR1-1S"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("cvm11sip.9-4-2ES9.sbn"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("cmterm-7911_7906-sip.9-4-2SR1-1.cop.sgn"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("labctl firmware import"), std::string::npos) << msg;
+  // Only the missing one is named.
+  EXPECT_EQ(msg.find("jar11sip"), std::string::npos) << msg;
+
+  // The complete bundle afterwards fills the gap.
+  ASSERT_TRUE(import("cmterm-7911_7906-sip.9-4-2SR1-1.cop.sgn", sip_cop_sgn()));
+  auto ok = store_->verified_release(fam, rel);
+  ASSERT_TRUE(ok) << ok.error().message();
+  EXPECT_EQ(ok->size(), kSipFiles.size());
+}
+
+TEST_F(Store, VerifiedReleaseRefusesADamagedBlob) {
+  const std::string bundle = "cmterm-7911_7906-sip.9-4-2SR1-1.cop.sgn";
+  auto r = import(bundle, sip_cop_sgn());
+  ASSERT_TRUE(r);
+  const auto& fam = *catalog_.family("cisco-7906-7911");
+  const auto& rel = sip_release(catalog_);
+  const auto jar = std::find_if(r->files.begin(), r->files.end(),
+                                [](const auto& f) { return f.name == "jar11sip.9-4-2ES9.sbn"; });
+  ASSERT_NE(jar, r->files.end());
+  {
+    // One byte changed, the size the same.
+    std::fstream f(store_->blob_path(jar->sha256), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(5000);
+    f.put('X');
+  }
+  auto v = store_->verified_release(fam, rel);
+  ASSERT_FALSE(v);
+  EXPECT_EQ(v.error().code(), Errc::VerifyMismatch);
+  EXPECT_NE(v.error().message().find("jar11sip.9-4-2ES9.sbn"), std::string::npos)
+      << v.error().message();
+  EXPECT_NE(v.error().message().find("corrupt"), std::string::npos) << v.error().message();
+  EXPECT_NE(v.error().message().find(bundle), std::string::npos) << v.error().message();
+
+  // A blob that is gone is not handed out either.
+  ASSERT_TRUE(import(bundle, sip_cop_sgn()));  // repairs
+  ASSERT_TRUE(store_->verified_release(fam, rel));
+  fs::remove(store_->blob_path(jar->sha256));
+  v = store_->verified_release(fam, rel);
+  ASSERT_FALSE(v);
+  EXPECT_EQ(v.error().code(), Errc::VerifyMismatch);
+  EXPECT_NE(v.error().message().find("missing"), std::string::npos) << v.error().message();
+
+  // A catalog whose checksum differs from the pin (edited after the import) is refused too.
+  ASSERT_TRUE(import(bundle, sip_cop_sgn()));
+  inventory::Release edited = rel;
+  edited.files[3].sha256 = std::string(64, '0');
+  v = store_->verified_release(fam, edited);
+  ASSERT_FALSE(v);
+  EXPECT_EQ(v.error().code(), Errc::VerifyMismatch);
+  EXPECT_NE(v.error().message().find("the catalog says " + std::string(64, '0')), std::string::npos)
+      << v.error().message();
+}
+
 TEST_F(Store, StateDatabaseIsSharedWithTheStateStore) {
   ASSERT_TRUE(import("a.cop.sgn", sip_cop_sgn()));
   // The StateStore opens the same file afterwards and migrates it; both keep working.

@@ -793,9 +793,14 @@ void Loader::read_device(const YAML::Node& n) {
     marks.ip = at(in);
     if (auto a = ipv4(in, what + " ip")) {
       dev.ip = format_ipv4(*a);
-      auto [it, fresh] = ips_.emplace(dev.ip, std::pair{dev.name, at(in)});
+      // Devices may share an address when each names its own port (BMCs behind one address's
+      // port forwards, simulators on loopback): the address and port together are unique.
+      std::string where = dev.ip;
+      if (r.has("port"))
+        if (auto p = text(r.get("port"), "port")) where += ":" + *p;
+      auto [it, fresh] = ips_.emplace(where, std::pair{dev.name, at(in)});
       if (!fresh)
-        err(at(in), what + ": IP " + dev.ip + " is already used by device '" + it->second.first +
+        err(at(in), what + ": IP " + where + " is already used by device '" + it->second.first +
                         "' (line " + std::to_string(it->second.second.line) + ")");
     }
   }

@@ -97,7 +97,8 @@ Result<SipResponse> parse_sip_response(std::string_view data) {
     lines.push_back(head.substr(pos, nl - pos));
     pos = nl + 2;
   }
-  if (lines.empty() || lines[0].rfind("SIP/2.0 ", 0) != 0)
+  // The version is case-insensitive (RFC 3261 7.1).
+  if (lines.empty() || lines[0].size() < 8 || !iequals(lines[0].substr(0, 8), "SIP/2.0 "))
     return fail(Errc::InvalidInput,
                 "not a SIP response (the first line does not start with "
                 "'SIP/2.0 ')");
@@ -179,11 +180,8 @@ Result<SipResponse> send_check_sync(const std::string& phone_ip, int phone_port,
     if (cancelled && cancelled()) return fail(Errc::Cancelled, where + ": cancelled");
     const auto now = Clock::now();
     if (now >= end)
-      return fail(
-          Errc::Timeout,
-          where + ": no final answer in " +
-              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(bound).count()) +
-              " s" + (provisional ? " (only a provisional one)" : ""));
+      return fail(Errc::Timeout, where + ": no final answer in " + std::to_string(bound.count()) +
+                                     " ms" + (provisional ? " (only a provisional one)" : ""));
     // After a provisional response, retransmissions go on at T2 (RFC 3261 17.1.2.2).
     if (now >= next_send) {
       if (::send(s.fd, msg.data(), msg.size(), 0) < 0 && errno == ECONNREFUSED)

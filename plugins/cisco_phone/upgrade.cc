@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -124,6 +125,8 @@ Status write_publication(const std::filesystem::path& path, const Publication& p
   std::error_code ec;
   std::filesystem::create_directories(path.parent_path(), ec);
   if (ec) return fail(Errc::Internal, path.parent_path().string() + ": " + ec.message());
+  // One writer per phone at a time (the SDK never overlaps calls for one device); a temporary left
+  // by a writer that died is truncated and reused.
   const std::string tmp = path.string() + ".tmp";
   const std::string text = p.to_json().dump(2) + "\n";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
@@ -146,6 +149,11 @@ Status write_publication(const std::filesystem::path& path, const Publication& p
     const int err = errno;
     ::unlink(tmp.c_str());
     return fail(Errc::Internal, path.string() + ": " + std::strerror(err));
+  }
+  // The rename is durable once the directory is on disk too.
+  if (int dir = ::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir >= 0) {
+    ::fsync(dir);
+    ::close(dir);
   }
   return {};
 }
@@ -174,6 +182,11 @@ HopProgress follow_hop(const std::vector<tftp::Event>& events, const std::string
     const PublishedFile* file = nullptr;
     for (const auto* f : sbn)
       if (lower(f->name) == name) file = f;
+    // A refused file of the hop (the .loads file, the term file, a .sbn) stops the phone there.
+    if (e.kind == tftp::EventKind::Refused &&
+        std::any_of(pub.files.begin(), pub.files.end(),
+                    [&](const PublishedFile& f) { return iequals(f.name, name); }))
+      p.refused.push_back(e.name + ": " + (e.reason.empty() ? "refused" : e.reason));
     if (iequals(name, pub.term)) {
       if (e.kind == tftp::EventKind::Request) {
         ++p.term_requests;
@@ -194,9 +207,6 @@ HopProgress follow_hop(const std::vector<tftp::Event>& events, const std::string
           break;
         case tftp::EventKind::Progress:
           if (!complete.count(name)) partial[name] = e.bytes;
-          break;
-        case tftp::EventKind::Refused:
-          p.refused.push_back(e.name + ": " + (e.reason.empty() ? "refused" : e.reason));
           break;
         default:
           break;

@@ -6,12 +6,14 @@ Usage: test_cli.py --labctl PATH --source DIR  (CTest passes both)
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
 import textwrap
 import threading
 import unittest
+import zlib
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 ARGS = None
@@ -376,6 +378,64 @@ class Cli(unittest.TestCase):
         self.assertIn("cmterm-7911-sip.9-4-2.cop.sgn", out + err)
         code, out, err = self.run_labctl("firmware", "list", "--json")
         self.assertEqual(json.loads(out)["bundles"], [])
+
+    def test_firmware_verify_checks_a_supermicro_bmc_image(self):
+        # A small ATEN WPCM450 image (SMT_*.bin layout, plugins/supermicro_bmc/aten_image.h), built
+        # here from the published layout: boot loader text, images, a 64-byte header after each,
+        # footer "ATENs_FW" 3 0x13 0x71 CRC 0x17; 64 KiB in all.
+        def aten_sum(data):
+            s = 0xFFFFFFFF
+            for i, b in enumerate(data):
+                v = b << (8 * (i % 4))
+                s = (s - v - 1) & 0xFFFFFFFF if v > s else s - v
+            return s
+
+        img = bytearray(b"\xff" * 0x10000)
+        boot = b"WPCM450 Boot Loader [ Version:1.0.14 ]\0"
+        img[0x40:0x40 + len(boot)] = boot
+        crcs, at, header = [], 0x400, 0
+        for number, name, size in ((2, b"1stFS", 1500), (3, b"kernel", 700)):
+            data = bytes((i * 7 + number) & 0xFF for i in range(size))
+            img[at:at + size] = data
+            header = (at + size + 64 + 13 + 0x3FF) // 0x400 * 0x400 - 64
+            fields = struct.pack("<5I16sI4sI", number, 0x40000000 + at, size, 0xD00000, 0xD00000,
+                                 name, aten_sum(data), b"\x9f\xff\xff\xa0", 0x8)
+            img[header:header + 64] = b"\xff" * 12 + fields + struct.pack("<I", aten_sum(fields))
+            crcs.append(zlib.crc32(data))
+            at = header + 64
+        crc = zlib.crc32(b"".join(struct.pack("<I", c) for c in crcs))
+        img[header - 13:header + 3] = b"ATENs_FW" + bytes([3, 0x13, 0x71]) + struct.pack("<I", crc) + b"\x17"
+        path = os.path.join(self.tmp, "SMT_313.bin")
+        with open(path, "wb") as f:
+            f.write(img)
+
+        code, out, err = self.run_labctl("firmware", "verify", path)
+        self.assertEqual(code, 0, out + err)
+        self.assertIn("WPCM450 Boot Loader [ Version:1.0.14 ]", out)
+        self.assertIn("image 3 kernel", out)
+        self.assertIn("verified: every checksum matches, firmware 3.13", out)
+        code, out, err = self.run_labctl("firmware", "verify", "--json", path)
+        self.assertEqual(code, 0, out + err)
+        item = json.loads(out)["files"][0]
+        self.assertEqual((item["status"], item["file_format"], item["in_store"]),
+                         ("ok", "aten-wpcm450", False))
+        self.assertEqual(item["image"]["version"], "3.13")
+
+        img[0x400 + 10] ^= 0x01  # one bit inside 1stFS
+        with open(path, "wb") as f:
+            f.write(img)
+        code, out, err = self.run_labctl("firmware", "verify", path)
+        self.assertEqual(code, 1, out + err)
+        self.assertIn('image 2 "1stFS"', out)
+        self.assertIn("image checksum", out)
+        self.assertIn("footer checksum", out)
+
+        other = os.path.join(self.tmp, "notes.bin")
+        with open(other, "wb") as f:
+            f.write(b"not firmware at all\n")
+        code, out, err = self.run_labctl("firmware", "verify", other)
+        self.assertEqual(code, 1)
+        self.assertIn("unknown firmware format", out)
 
     def test_phone_doctor_reads_the_seeds_syslog(self):
         log = os.path.join(ARGS.source, "tests", "data", "seed-in.tftpd.log")

@@ -18,7 +18,9 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <limits>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -389,9 +391,67 @@ nlohmann::json event_to_json(const Event& e) {
   return j;
 }
 
+namespace {
+
+// "YYYY-MM-DDTHH:MM:SS.mmmZ", exactly as event_to_json writes it, as Unix milliseconds.
+std::optional<std::int64_t> parse_event_time(std::string_view t) {
+  static constexpr std::string_view kShape = "dddd-dd-ddTdd:dd:dd.dddZ";
+  if (t.size() != kShape.size()) return std::nullopt;
+  for (std::size_t i = 0; i < t.size(); ++i)
+    if (kShape[i] == 'd' ? (t[i] < '0' || t[i] > '9') : t[i] != kShape[i]) return std::nullopt;
+  auto num = [&](std::size_t pos, std::size_t n) {
+    int v = 0;
+    for (std::size_t i = pos; i < pos + n; ++i)
+      v = v * 10 + (t[i] - '0');
+    return v;
+  };
+  std::tm tm{};
+  tm.tm_year = num(0, 4) - 1900;
+  tm.tm_mon = num(5, 2) - 1;
+  tm.tm_mday = num(8, 2);
+  tm.tm_hour = num(11, 2);
+  tm.tm_min = num(14, 2);
+  tm.tm_sec = num(17, 2);
+  const std::tm want = tm;
+  const std::time_t secs = ::timegm(&tm);  // normalises tm: "02-30" would become "03-02"
+  if (tm.tm_year != want.tm_year || tm.tm_mon != want.tm_mon || tm.tm_mday != want.tm_mday ||
+      tm.tm_hour != want.tm_hour || tm.tm_min != want.tm_min || tm.tm_sec != want.tm_sec)
+    return std::nullopt;
+  return static_cast<std::int64_t>(secs) * 1000 + num(20, 3);
+}
+
+// A whole number that fits T. nlohmann's get<> casts without a check: a float that does
+// not fit is undefined behaviour, a negative number wraps around.
+template <typename T>
+std::optional<T> integer_field(const nlohmann::json& v) {
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<std::uint64_t>();
+    if (u > static_cast<std::uint64_t>(std::numeric_limits<T>::max())) return std::nullopt;
+    return static_cast<T>(u);
+  }
+  if (v.is_number_integer()) {
+    const auto i = v.get<std::int64_t>();
+    if constexpr (std::is_unsigned_v<T>) {
+      if (i < 0 || static_cast<std::uint64_t>(i) > std::numeric_limits<T>::max())
+        return std::nullopt;
+    } else {
+      if (i < std::numeric_limits<T>::min() || i > std::numeric_limits<T>::max())
+        return std::nullopt;
+    }
+    return static_cast<T>(i);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 Result<Event> event_from_json(const nlohmann::json& j) {
   if (!j.is_object()) return fail(Errc::InvalidInput, "an event is a JSON object");
   Event e;
+  const char* field = "event";  // the one being read, for the message
+  auto bad = [&](const std::string& why) {
+    return fail(Errc::InvalidInput, std::string("event: ") + field + ": " + why);
+  };
   try {
     const std::string kind = j.at("event").get<std::string>();
     bool known = false;
@@ -402,42 +462,59 @@ Result<Event> event_from_json(const nlohmann::json& j) {
         known = true;
       }
     if (!known) return fail(Errc::InvalidInput, "event: unknown kind '" + kind + "'");
-    // "2026-11-25T10:15:32.123Z"
+    field = "time";
     const std::string time = j.at("time").get<std::string>();
-    std::tm tm{};
-    int ms = 0, used = 0;
-    if (std::sscanf(time.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ%n", &tm.tm_year, &tm.tm_mon,
-                    &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms, &used) != 7 ||
-        static_cast<std::size_t>(used) != time.size())
-      return fail(Errc::InvalidInput, "time: '" + time + "' is not YYYY-MM-DDTHH:MM:SS.mmmZ");
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    e.time_ms = static_cast<std::int64_t>(::timegm(&tm)) * 1000 + ms;
+    const auto ms = parse_event_time(time);
+    if (!ms) return bad("'" + time + "' is not YYYY-MM-DDTHH:MM:SS.mmmZ");
+    e.time_ms = *ms;
+    // Integers: checked, never cast.
+    auto integer = [&]<typename T>(const char* key, T& out) -> bool {
+      field = key;
+      const auto it = j.find(key);
+      if (it == j.end()) return true;
+      const auto v = integer_field<T>(*it);
+      if (!v) return false;
+      out = *v;
+      return true;
+    };
+    std::uint64_t size = 0;
+    std::uint16_t error_code = 0;
+    int pid = 0;
+    if (!integer("transfer", e.transfer) || !integer("port", e.client_port) ||
+        !integer("bytes", e.bytes) || !integer("retransmits", e.retransmits) ||
+        !integer("size", size) || !integer("blksize", e.blksize) ||
+        !integer("windowsize", e.windowsize) || !integer("duration_ms", e.duration_ms) ||
+        !integer("error_code", error_code) || !integer("pid", pid))
+      return bad("not a whole number in range");
+    if (j.contains("size")) e.size = size;
+    if (j.contains("error_code")) e.error_code = error_code;
+    if (j.contains("pid")) e.pid = pid;
+    field = "source";
     e.source = j.value("source", "labctl");
+    field = "host";
     e.host = j.value("host", "");
-    if (j.contains("pid")) e.pid = j.at("pid").get<int>();
-    e.transfer = j.value("transfer", std::uint64_t{0});
+    field = "client";
     e.client = j.value("client", "");
-    e.client_port = j.value("port", std::uint16_t{0});
+    field = "op";
     e.op = j.value("op", "");
+    field = "name";
     e.name = j.value("name", "");
+    field = "file";
     e.file = j.value("file", "");
+    field = "mode";
     e.mode = j.value("mode", "");
+    field = "options";
     if (j.contains("options"))
       for (const auto& [k, v] : j.at("options").items())
         e.options.push_back({k, v.get<std::string>()});
+    field = "virtual";
     e.virtual_file = j.value("virtual", false);
+    field = "case_fallback";
     e.case_fallback = j.value("case_fallback", false);
-    e.bytes = j.value("bytes", std::uint64_t{0});
-    e.retransmits = j.value("retransmits", std::uint64_t{0});
-    if (j.contains("size")) e.size = j.at("size").get<std::uint64_t>();
-    e.blksize = j.value("blksize", std::uint16_t{0});
-    e.windowsize = j.value("windowsize", std::uint16_t{0});
-    e.duration_ms = j.value("duration_ms", std::int64_t{-1});
-    if (j.contains("error_code")) e.error_code = j.at("error_code").get<std::uint16_t>();
+    field = "reason";
     e.reason = j.value("reason", "");
   } catch (const nlohmann::json::exception& ex) {
-    return fail(Errc::InvalidInput, std::string("event: ") + ex.what());
+    return bad(ex.what());
   }
   return e;
 }
