@@ -501,12 +501,24 @@ Result<std::vector<Sensor>> Session::sensors(const std::filesystem::path& cache_
     if (record_type == IPMI_SDR_FORMAT_FULL_SENSOR_RECORD) {
       double *lnr = nullptr, *lc = nullptr, *lnc = nullptr, *unc = nullptr, *uc = nullptr,
              *unr = nullptr;
+      // Only the thresholds the record marks readable: the others hold zeros, and a fan would
+      // read "above upper critical" at any speed.
+      std::uint8_t r_lnc = 1, r_lc = 1, r_lnr = 1, r_unc = 1, r_uc = 1, r_unr = 1;
+      ipmi_sdr_parse_threshold_readable(sdr, buf, static_cast<unsigned>(len), &r_lnc, &r_lc, &r_lnr,
+                                        &r_unc, &r_uc, &r_unr);
+      auto keep = [](double* p, std::uint8_t readable) -> std::optional<double> {
+        if (!readable) {
+          std::free(p);
+          return std::nullopt;
+        }
+        return take(p);
+      };
       if (ipmi_sdr_parse_thresholds(sdr, buf, static_cast<unsigned>(len), &lnc, &lc, &lnr, &unc,
                                     &uc, &unr) >= 0) {
-        s.lower_non_critical = take(lnc);
-        s.lower_critical = take(lc);
-        s.upper_non_critical = take(unc);
-        s.upper_critical = take(uc);
+        s.lower_non_critical = keep(lnc, r_lnc);
+        s.lower_critical = keep(lc, r_lc);
+        s.upper_non_critical = keep(unc, r_unc);
+        s.upper_critical = keep(uc, r_uc);
         std::free(lnr);
         std::free(unr);
       }

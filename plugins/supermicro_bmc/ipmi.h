@@ -26,7 +26,7 @@ struct Target {
   int cipher_suite = 3;  // 3: HMAC-SHA1 / HMAC-SHA1-96 / AES-CBC-128, the safe choice on X8
   int privilege = 4;     // 2 user, 3 operator, 4 administrator
   std::chrono::milliseconds session_timeout{8000};
-  std::chrono::milliseconds retransmission_timeout{500};
+  std::chrono::milliseconds retransmission_timeout{250};
   // FreeIPMI workaround flags (IPMI_WORKAROUND_FLAGS_OUTOFBAND_2_0_*). Default: tolerate an Open
   // Session Response that echoes maximum privilege 0 (ipmi_sim and some BMCs do).
   unsigned workarounds = 0x10;

@@ -56,6 +56,8 @@ Target base_target(const sdk::Device& d) {
   t.privilege = privilege_code(d.params.value("privilege", "admin"));
   t.session_timeout =
       std::chrono::milliseconds(d.params.value("session-timeout", std::int64_t{8000}));
+  t.retransmission_timeout =
+      std::chrono::milliseconds(d.params.value("retransmission-timeout", std::int64_t{250}));
   for (const auto& w : d.params.value("workarounds", json::array()))
     if (w.is_string())
       if (auto f = workaround_flag(w.get<std::string>())) t.workarounds |= *f;
@@ -189,6 +191,10 @@ SupermicroBmcPlugin::SupermicroBmcPlugin() {
       key::list("workarounds", key::choice("workaround", workaround_names()))
           .describe("FreeIPMI session workarounds, e.g. supermicro20 (some X8/X9 firmware)"));
   schema_.keys.push_back(key::duration("session-timeout").defaults(std::int64_t{8000}));
+  schema_.keys.push_back(key::duration("retransmission-timeout")
+                             .defaults(std::int64_t{250})
+                             .describe("a request unanswered this long is sent again (FreeIPMI's "
+                                       "default)"));
   schema_.keys.push_back(key::integer("channel").range(1, 15).defaults(1).describe("LAN channel"));
   schema_.keys.push_back(
       key::map("lan", {key::choice("source", {"static", "dhcp"}).req(), key::ipv4("address"),
@@ -322,16 +328,18 @@ Result<sdk::Observation> SupermicroBmcPlugin::probe(sdk::DeviceContext& ctx, con
       o.findings.push_back({"critical", "fan-fault", "the chassis reports a cooling fan fault"});
   }
   const int channel = static_cast<int>(d.params.value("channel", std::int64_t{1}));
-  // Users 1 (the null user) and 2 (the factory ADMIN) only: a full list costs two commands per
-  // slot (63 on some BMCs) and is what `labctl bmc NAME users` is for.
-  if (auto users = s.users(channel, 2)) {
+  // User 1 (the null user) only: a full list costs two commands per slot (63 on some BMCs) and
+  // is what `labctl bmc NAME users` is for.
+  if (auto users = s.users(channel, 1)) {
     o.facts["users"] = users_json(*users);
     for (const auto& u : *users)
       if (u.id == 1 && u.enabled && u.ipmi_messaging)
         o.findings.push_back({"critical", "null-user-enabled",
                               "user 1 (the null / anonymous user) is enabled for IPMI messaging"});
   }
-  if (auto lan = s.lan_config(channel)) o.facts["lan"] = lan_json(*lan);
+  // The LAN configuration (five commands) when the inventory manages it; `lan` shows it anyway.
+  if (d.params.contains("lan"))
+    if (auto lan = s.lan_config(channel)) o.facts["lan"] = lan_json(*lan);
   const auto cache =
       ctx.plugin_state_dir() / "sdr" / (d.ip + "_" + std::to_string(t->port) + ".sdr");
   if (auto sensors = s.sensors(cache)) {
@@ -359,13 +367,14 @@ Result<sdk::Observation> SupermicroBmcPlugin::probe(sdk::DeviceContext& ctx, con
     if (auto ok = login_accepted(anon, quick); ok && *ok)
       o.findings.push_back({"critical", "anonymous-login",
                             "an anonymous login (empty user, empty password) is accepted"});
-    Target zero = *t;
+    // With the user the session is open for (the factory ADMIN on a factory BMC).
+    Target zero = login == "factory" ? factory_target(d) : *t;
     zero.cipher_suite = 0;
     zero.password = random_password();  // cipher suite 0 does not check it
     if (auto ok = login_accepted(zero, quick); ok && *ok)
       o.findings.push_back(
           {"critical", "cipher-suite-0",
-           "cipher suite 0 is enabled: a session opens for " + t->user + " with any password"});
+           "cipher suite 0 is enabled: a session opens for " + zero.user + " with any password"});
   }
   return o;
 }

@@ -453,7 +453,11 @@ class Bmc:
 
     def __init__(self, port=None, firmware=DEFAULT_FIRMWARE, users=None, anonymous=False,
                  anonymous_password="", anonymous_priv="admin", sensors=None, directory=None, name=None, power=1,
-                 user=None, password=None, keep=None, die_with_parent=True, grace=3.0):
+                 user=None, password=None, keep=None, die_with_parent=True, grace=3.0, chassis_script=True):
+        # chassis_script=False: no chassis_control line. Get Chassis Status then answers from the
+        # simulator itself (power off) instead of running chassis.sh once per request -- a shell
+        # start per status query that a real BMC does not have (benchmarks); power control fails.
+        self.chassis_script = bool(chassis_script)
         self.host = HOST
         self._own_port = port is None
         self.port = port if port is not None else free_port("udp")
@@ -511,7 +515,7 @@ class Bmc:
             f"    allowed_auths_admin {AUTHS}",
             f"    guid {guid}",
             "  endlan",
-            f'  chassis_control "/bin/sh {CHASSIS_SH} {self.dir}"',
+            *([f'  chassis_control "/bin/sh {CHASSIS_SH} {self.dir}"'] if self.chassis_script else []),
             f"  console {self.host} {self.console_port}",
             "  #    num enabled name password max-priv max-sessions auths",
             f'  user 1 {"true" if self.anonymous else "false"} "" "{self.anonymous_password}" '
