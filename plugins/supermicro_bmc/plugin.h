@@ -35,6 +35,8 @@ class SupermicroBmcPlugin : public sdk::Plugin {
                                    const std::string& verb, const sdk::json& args) override;
 
  private:
+  Result<sdk::VerbResult> firmware_verb(sdk::DeviceContext& ctx, const sdk::Device& d,
+                                        const sdk::json& args);
   inventory::DeviceSchema schema_;
 };
 

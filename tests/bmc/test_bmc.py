@@ -43,6 +43,7 @@ sys.dont_write_bytecode = True                  # no __pycache__ in the source t
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "peers", "ipmi"))
 import bmc_sim  # noqa: E402
+import aten  # noqa: E402
 import harness  # noqa: E402
 
 ARGS = None
@@ -406,6 +407,36 @@ class Probe(unittest.TestCase):
                             "info", env=env, check=0)                  # --user defaults to ADMIN
         self.assertIn("firmware 2.50", r.stdout)
 
+
+    def test_09_firmware_verify(self):
+        """An SMT_*.bin checked offline and against this BMC; a damaged one refused; flash is not
+        in this build and sends nothing."""
+        img, payload = aten.build(major=3, minor_bcd=0x13)
+        path = os.path.join(self.lab.tmp, "SMT_313.bin")
+        with open(path, "wb") as f:
+            f.write(img)
+        # Without a board model there is nothing to check the image against: refused, said so.
+        j = self.bmc_verb("firmware", "verify", path)
+        self.assertFalse(j["fits"], j)
+        self.assertIn("board model", j["refused"])
+        inv = self.lab.write(bmc_device("srv1", self.bmc.port, "ADMIN", "BMC_PW",
+                                        extra="    model: X8SIL-F\n"),
+                             path=os.path.join(self.lab.tmp, "x8.yaml"))
+        verb = lambda *a: self.lab.json("bmc", "srv1", *a, "-i", inv, "--json")  # noqa: E731
+        j = verb("firmware", "verify", path)
+        self.assertTrue(j["fits"], j)
+        self.assertEqual(j["image"]["version"], "3.13")
+        self.assertEqual(j["running"], field(self.ipmi("mc", "info"), "Firmware Revision"))
+        img[payload + 10] ^= 0x01
+        with open(path, "wb") as f:
+            f.write(img)
+        j = verb("firmware", "verify", path)
+        self.assertFalse(j["fits"], j)
+        self.assertIn("checksum", j["refused"])
+        self.assertNotIn("running", j)
+        r = self.lab.labctl("bmc", "srv1", "firmware", "flash", path, "-i", inv)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("not in this build", r.stderr)
 
 # ----------------------------------------------------------------------------------------------
 class Reconcile(unittest.TestCase):

@@ -6,15 +6,16 @@ Usage: test_cli.py --labctl PATH --source DIR  (CTest passes both)
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
 import textwrap
 import threading
 import unittest
-import zlib
 from http.server import BaseHTTPRequestHandler, HTTPServer
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import aten  # noqa: E402  (tests/lib/aten.py: a small ATEN BMC image)
 
 ARGS = None
 
@@ -380,31 +381,8 @@ class Cli(unittest.TestCase):
         self.assertEqual(json.loads(out)["bundles"], [])
 
     def test_firmware_verify_checks_a_supermicro_bmc_image(self):
-        # A small ATEN WPCM450 image (SMT_*.bin layout, plugins/supermicro_bmc/aten_image.h), built
-        # here from the published layout: boot loader text, images, a 64-byte header after each,
-        # footer "ATENs_FW" 3 0x13 0x71 CRC 0x17; 64 KiB in all.
-        def aten_sum(data):
-            s = 0xFFFFFFFF
-            for i, b in enumerate(data):
-                v = b << (8 * (i % 4))
-                s = (s - v - 1) & 0xFFFFFFFF if v > s else s - v
-            return s
-
-        img = bytearray(b"\xff" * 0x10000)
-        boot = b"WPCM450 Boot Loader [ Version:1.0.14 ]\0"
-        img[0x40:0x40 + len(boot)] = boot
-        crcs, at, header = [], 0x400, 0
-        for number, name, size in ((2, b"1stFS", 1500), (3, b"kernel", 700)):
-            data = bytes((i * 7 + number) & 0xFF for i in range(size))
-            img[at:at + size] = data
-            header = (at + size + 64 + 13 + 0x3FF) // 0x400 * 0x400 - 64
-            fields = struct.pack("<5I16sI4sI", number, 0x40000000 + at, size, 0xD00000, 0xD00000,
-                                 name, aten_sum(data), b"\x9f\xff\xff\xa0", 0x8)
-            img[header:header + 64] = b"\xff" * 12 + fields + struct.pack("<I", aten_sum(fields))
-            crcs.append(zlib.crc32(data))
-            at = header + 64
-        crc = zlib.crc32(b"".join(struct.pack("<I", c) for c in crcs))
-        img[header - 13:header + 3] = b"ATENs_FW" + bytes([3, 0x13, 0x71]) + struct.pack("<I", crc) + b"\x17"
+        # A small ATEN WPCM450 image built from the published layout (tests/lib/aten.py).
+        img, _ = aten.build()
         path = os.path.join(self.tmp, "SMT_313.bin")
         with open(path, "wb") as f:
             f.write(img)
