@@ -490,6 +490,12 @@ class RenewRelease(DhcpCase):
         c = self.client("dhclient", mac)
         c.start(c.dhclient_cmd())
         rec = c.wait_event({"BOUND"}, 30)
+        # dhclient writes its lease file after the BOUND hook has run: stopping it at once raced
+        # that write (seen once in CI). Wait for the file, bounded, before stopping it.
+        end = time.monotonic() + 10
+        while time.monotonic() < end and not (os.path.exists(c.lease_file)
+                                               and os.path.getsize(c.lease_file) > 0):
+            time.sleep(0.05)
         c.stop()
         self.assertIsNotNone(rec, self.explain(c))
         ip = rec["new_ip_address"]
