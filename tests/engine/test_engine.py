@@ -143,9 +143,17 @@ class Engine(unittest.TestCase):
         inv = self.lab()
         p = subprocess.Popen(self.cmd("apply", "--yes", "--parallel", "2", inv), env=self.env, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-        time.sleep(0.6)
+        # Interrupted once a step runs (its signal handling is in place by then), however slow the
+        # machine is; a fixed 0.6 s sleep sometimes hit it before that in CI (exit by SIGINT).
+        seen = []
+        deadline = time.monotonic() + 60
+        for line in p.stdout:
+            seen.append(line)
+            if ": started" in line or time.monotonic() > deadline:
+                break
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=30)
+        out = "".join(seen) + out
         self.assertEqual(p.returncode, 130, out + err)
         self.assertIn("stopping after the running steps finish", err)
         self.assertRegex(out, r"Run 'labctl apply .*lab.yaml' again to resume run \d+")
