@@ -323,6 +323,15 @@ Result<std::optional<Publication>> CiscoPhonePlugin::publication(sdk::DeviceCont
   return read_publication(publication_path(published_dir(ctx.plugin_state_dir()), mac));
 }
 
+Result<Publication> CiscoPhonePlugin::published(sdk::DeviceContext& ctx, const sdk::Device& d,
+                                                const std::string& load) const {
+  auto pub = publication(ctx, d);
+  if (!pub) return fail(pub.error());
+  if (!*pub || (*pub)->load != load)
+    return fail(Errc::PreconditionFailed, load + " is not published to the phone (publish first)");
+  return std::move(**pub);
+}
+
 Result<bool> CiscoPhonePlugin::step_done(sdk::DeviceContext& ctx, const sdk::Device& d,
                                          const sdk::Step& step) {
   const std::string load = step.args.value("load", "");
@@ -407,11 +416,9 @@ Status CiscoPhonePlugin::publish(sdk::DeviceContext& ctx, const sdk::Device& d,
 Status CiscoPhonePlugin::trigger(sdk::DeviceContext& ctx, const sdk::Device& d,
                                  const sdk::Step& step) {
   const std::string load = step.args.value("load", "");
-  auto pub = publication(ctx, d);
+  auto pub = published(ctx, d, load);
   if (!pub) return fail(pub.error());
-  if (!*pub || (*pub)->load != load)
-    return fail(Errc::PreconditionFailed, load + " is not published to the phone (publish first)");
-  Publication p = **pub;
+  Publication p = *pub;
   p.trigger = "operator";
   auto o = probe(ctx, d);
   const bool sip = o && o->components.count("protocol") && o->components.at("protocol") == "sip";
@@ -444,11 +451,9 @@ Status CiscoPhonePlugin::trigger(sdk::DeviceContext& ctx, const sdk::Device& d,
 Status CiscoPhonePlugin::watch(sdk::DeviceContext& ctx, const sdk::Device& d,
                                const sdk::Step& step) {
   const std::string load = step.args.value("load", "");
-  auto pub = publication(ctx, d);
+  auto pub = published(ctx, d, load);
   if (!pub) return fail(pub.error());
-  if (!*pub || (*pub)->load != load)
-    return fail(Errc::PreconditionFailed, load + " is not published to the phone (publish first)");
-  const Publication& p = **pub;
+  const Publication& p = *pub;
   const std::string sep = "SEP" + p.mac + ".cnf.xml";
   EventLogTail tail(ctx.tftp_service(d).event_log, p.log_offset);
   std::vector<tftp::Event> mine;  // this phone's events since the publication

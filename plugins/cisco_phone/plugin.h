@@ -61,6 +61,9 @@ class CiscoPhonePlugin : public sdk::Plugin {
                                        const std::function<bool(const sdk::Observation&)>& good);
   Result<std::optional<Publication>> publication(sdk::DeviceContext& ctx,
                                                  const sdk::Device& d) const;
+  // The publication of `load` for this phone; PreconditionFailed when another (or none) is.
+  Result<Publication> published(sdk::DeviceContext& ctx, const sdk::Device& d,
+                                const std::string& load) const;
   Status publish(sdk::DeviceContext& ctx, const sdk::Device& d, const sdk::Step& step);
   Status trigger(sdk::DeviceContext& ctx, const sdk::Device& d, const sdk::Step& step);
   Status watch(sdk::DeviceContext& ctx, const sdk::Device& d, const sdk::Step& step);

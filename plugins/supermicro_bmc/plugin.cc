@@ -78,6 +78,11 @@ Result<Target> inventory_target(sdk::DeviceContext& ctx, const sdk::Device& d) {
   return t;
 }
 
+// Where a BMC's SDR repository is cached between runs.
+std::filesystem::path sdr_cache(sdk::DeviceContext& ctx, const Target& t) {
+  return ctx.plugin_state_dir() / "sdr" / (t.host + "_" + std::to_string(t.port) + ".sdr");
+}
+
 Target factory_target(const sdk::Device& d) {
   Target t = base_target(d);
   t.user = kFactoryUser;
@@ -343,8 +348,7 @@ Result<sdk::Observation> SupermicroBmcPlugin::probe(sdk::DeviceContext& ctx, con
   // The LAN configuration (five commands) when the inventory manages it; `lan` shows it anyway.
   if (d.params.contains("lan"))
     if (auto lan = s.lan_config(channel)) o.facts["lan"] = lan_json(*lan);
-  const auto cache =
-      ctx.plugin_state_dir() / "sdr" / (d.ip + "_" + std::to_string(t->port) + ".sdr");
+  const auto cache = sdr_cache(ctx, *t);
   if (auto sensors = s.sensors(cache)) {
     json a = json::array();
     for (const auto& x : *sensors)
@@ -594,8 +598,7 @@ Result<sdk::VerbResult> SupermicroBmcPlugin::run_verb(sdk::DeviceContext& ctx, c
     return r;
   }
   if (verb == "sensors") {
-    auto list = (*s)->sensors(ctx.plugin_state_dir() / "sdr" /
-                              (d.ip + "_" + std::to_string(t->port) + ".sdr"));
+    auto list = (*s)->sensors(sdr_cache(ctx, *t));
     if (!list) return fail(list.error());
     r.data = json::array();
     char line[160];
