@@ -460,15 +460,22 @@ Status check_member_path(std::string_view raw) {
                                                    ")");
   if (raw.front() == '/' || raw.front() == '\\')
     return fail(Errc::InvalidInput, "absolute member path");
-  if (raw.size() >= 2 && raw[1] == ':' &&
-      ((raw[0] >= 'A' && raw[0] <= 'Z') || (raw[0] >= 'a' && raw[0] <= 'z')))
-    return fail(Errc::InvalidInput, "absolute member path (drive letter)");
+  // A drive letter anywhere, not only in front: "dir/C:x" is a drive-relative path on Windows (or
+  // an alternate data stream), and its base name alone would be refused as absolute.
+  auto drive = [](std::string_view c) {
+    return c.size() >= 2 && c[1] == ':' &&
+           ((c[0] >= 'A' && c[0] <= 'Z') || (c[0] >= 'a' && c[0] <= 'z'));
+  };
   std::size_t start = 0;
   while (start <= raw.size()) {
     std::size_t end = raw.find_first_of("/\\", start);
     if (end == std::string_view::npos) end = raw.size();
-    if (raw.substr(start, end - start) == "..")
-      return fail(Errc::InvalidInput, "member path contains '..'");
+    const std::string_view component = raw.substr(start, end - start);
+    if (component == "..") return fail(Errc::InvalidInput, "member path contains '..'");
+    if (drive(component))
+      return fail(Errc::InvalidInput, start == 0 ? "absolute member path (drive letter)"
+                                                 : "member path names a drive letter ('" +
+                                                       std::string(component.substr(0, 2)) + "')");
     start = end + 1;
   }
   if (raw.size() > 4096) return fail(Errc::InvalidInput, "member path longer than 4096 bytes");

@@ -409,6 +409,8 @@ TEST(MemberNames, RefuseHostileNames) {
            {"/etc/passwd", "absolute"},
            {"\\x.sbn", "absolute"},
            {"C:x.sbn", "drive letter"},
+           // Its base name alone would be absolute: found by the cop fuzz target.
+           {"d/C:x", "drive letter ('C:')"},
            {"dir/", "no file name"},
            {".", "no file name"},
            {std::string("a\0b", 3), "NUL"},
@@ -869,6 +871,7 @@ TEST_F(Store, HostileMemberNamesAreRefused) {
            {"/etc/cron.d/x.sbn", "absolute member path"},
            {"ok/../../x.loads", "member path contains '..'"},
            {"C:\\boot\\x.sbn", "drive letter"},
+           {"boot/c:x.sbn", "drive letter ('c:')"},
            {"x\x07y.sbn", "control character"}}) {
     auto entries = load_entries(kSipFiles, "d/");
     entries.push_back(Entry{name, "payload"});
