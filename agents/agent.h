@@ -78,6 +78,8 @@ class AgentSet {
   void add(std::unique_ptr<Agent> agent);
   // The agent for a device; Unreachable when the inventory names an agent that is not connected.
   Result<Agent*> for_device(const sdk::Device& device);
+  // The agent called `name`; nullptr when there is none.
+  Agent* get(const std::string& name);
 
  private:
   std::map<std::string, std::unique_ptr<Agent>> agents_;

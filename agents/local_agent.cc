@@ -131,11 +131,14 @@ void AgentSet::add(std::unique_ptr<Agent> agent) {
 Result<Agent*> AgentSet::for_device(const sdk::Device& device) {
   auto it = agents_.find(device.agent);
   if (it == agents_.end())
-    return fail(
-        Errc::Unreachable,
-        "agent '" + device.agent + "' for device '" + device.name +
-            "' is not connected (remote agents: labctl-agent, not yet available in this build)");
+    return fail(Errc::Unreachable, "agent '" + device.agent + "' for device '" + device.name +
+                                       "' is not defined in the inventory's agents");
   return it->second.get();
+}
+
+Agent* AgentSet::get(const std::string& name) {
+  auto it = agents_.find(name);
+  return it == agents_.end() ? nullptr : it->second.get();
 }
 
 }  // namespace labctl::agents

@@ -104,6 +104,32 @@ std::optional<std::int64_t> parse_duration_ms(std::string_view s) {
   return n * mult;
 }
 
+std::optional<std::uint64_t> parse_size(std::string_view s) {
+  s = trim(s);
+  std::size_t i = 0;
+  std::uint64_t n = 0;
+  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
+    if (n > 1'000'000'000'000'000ULL) return std::nullopt;
+    n = n * 10 + static_cast<std::uint64_t>(s[i] - '0');
+    ++i;
+  }
+  if (i == 0) return std::nullopt;
+  const std::string unit = lower(trim(s.substr(i)));
+  std::uint64_t mult = 0;
+  if (unit.empty() || unit == "b")
+    mult = 1;
+  else if (unit == "k" || unit == "kb" || unit == "kib")
+    mult = 1ULL << 10;
+  else if (unit == "m" || unit == "mb" || unit == "mib")
+    mult = 1ULL << 20;
+  else if (unit == "g" || unit == "gb" || unit == "gib")
+    mult = 1ULL << 30;
+  else
+    return std::nullopt;
+  if (n > UINT64_MAX / mult) return std::nullopt;
+  return n * mult;
+}
+
 std::string join_list(const std::vector<std::string>& items, std::string_view last_sep) {
   std::string out;
   for (std::size_t i = 0; i < items.size(); ++i) {

@@ -20,6 +20,9 @@ std::string closest(std::string_view word, const std::vector<std::string>& candi
 // "90s", "5m", "1h", "250ms", "2d" or a bare number of seconds, in milliseconds; nullopt for
 // anything else (including values that would overflow).
 std::optional<std::int64_t> parse_duration_ms(std::string_view s);
+// "512", "64KiB", "1MiB", "2GiB" (also "k", "KB", "M", "MB", "G", "GB": binary multiples), in
+// bytes; nullopt for anything else (including values that would overflow).
+std::optional<std::uint64_t> parse_size(std::string_view s);
 // "a, b and c"
 std::string join_list(const std::vector<std::string>& items, std::string_view last_sep = " and ");
 

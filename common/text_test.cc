@@ -110,5 +110,16 @@ TEST(Text, ParseDurationMs) {
     EXPECT_FALSE(parse_duration_ms(bad).has_value()) << bad;
 }
 
+TEST(Text, ParseSize) {
+  EXPECT_EQ(parse_size("512"), 512u);
+  EXPECT_EQ(parse_size("64KiB"), 65'536u);
+  EXPECT_EQ(parse_size(" 1MiB "), 1'048'576u);
+  EXPECT_EQ(parse_size("1 mb"), 1'048'576u);
+  EXPECT_EQ(parse_size("2G"), 2'147'483'648u);
+  EXPECT_EQ(parse_size("0"), 0u);
+  for (const char* bad : {"", "KiB", "5x", "-5", "1.5MiB", "99999999999999999999", "17179869184G"})
+    EXPECT_FALSE(parse_size(bad).has_value()) << bad;
+}
+
 }  // namespace
 }  // namespace labctl::text

@@ -20,6 +20,7 @@
 #include "agents/net/tftp/server.h"
 #include "agents/net/tftp/syslog.h"
 #include "common/text.h"
+#include "controller/agent_commands.h"
 #include "controller/apply.h"
 #include "controller/audit.h"
 #include "controller/context.h"
@@ -1068,19 +1069,60 @@ int run_cli(int argc, char** argv) {
   }
 
   // agent
-  auto* agent = app.add_subcommand("agent", "remote agents: certificates, status, systemd unit");
+  auto* agent =
+      app.add_subcommand("agent", "remote agents: certificates, status, events, systemd unit");
   agent->require_subcommand(1);
-  agent
-      ->add_subcommand("init",
-                       "create a CA, the controller's and agents' certificates and agent configs")
-      ->callback(
-          [&] { outcome.code = unavailable("agent init", "remote agents are still being built"); });
-  agent->add_subcommand("status", "an agent's health")->callback([&] {
-    outcome.code = unavailable("agent status", "remote agents are still being built");
+  auto init_args = std::make_shared<AgentInitArgs>();
+  auto* agent_init = agent->add_subcommand(
+      "init", "create a CA, the controller's and agents' certificates, and agent configurations");
+  agent_init->add_option("--dir", init_args->dir, "where to write them (0700)")->required();
+  agent_init->add_option("--agent", init_args->agents, "an agent's name (repeat for more)")
+      ->required();
+  agent_init->add_option("--host", init_args->hosts,
+                         "NAME=HOST[,HOST]: more names or addresses for an agent's certificate");
+  agent_init
+      ->add_option("--listen", init_args->listen,
+                   "HOST:PORT written into the agents' configurations")
+      ->capture_default_str();
+  agent_init->add_option("--days", init_args->days, "validity of the issued certificates")
+      ->capture_default_str();
+  agent_init->add_flag("--renew-controller", init_args->renew_controller,
+                       "issue the controller's certificate again");
+  agent_init->callback([&outcome, init_args] { outcome.code = cmd_agent_init(*init_args); });
+  auto status_args = std::make_shared<AgentCallArgs>();
+  auto* agent_status = agent->add_subcommand("status", "an agent's health, services and version");
+  agent_status->add_option("name", status_args->name, "the agent's name")->required();
+  agent_status->add_option("-i,--inventory", status_args->inventory, "the inventory defining it")
+      ->required();
+  agent_status->add_flag("--json", status_args->json, "JSON output");
+  agent_status->callback([&outcome, &context, status_args] {
+    outcome.code = cmd_agent_status(context(), *status_args);
   });
-  agent->add_subcommand("install-unit", "install the agent's systemd unit")->callback([&] {
-    outcome.code = unavailable("agent install-unit", "remote agents are still being built");
+  auto events_args = std::make_shared<AgentCallArgs>();
+  auto* agent_events =
+      agent->add_subcommand("events", "an agent's TFTP and DHCP events (newest 10000)");
+  agent_events->add_option("name", events_args->name, "the agent's name")->required();
+  agent_events->add_option("-i,--inventory", events_args->inventory, "the inventory defining it")
+      ->required();
+  agent_events->add_option("--after", events_args->after, "only events after this number");
+  agent_events->add_flag("-f,--follow", events_args->follow, "keep printing new events");
+  agent_events->add_option("--max-seconds", events_args->max_seconds,
+                           "with --follow: stop after this many seconds");
+  agent_events->add_flag("--json", events_args->json, "one JSON object per line");
+  agent_events->callback([&outcome, &context, events_args] {
+    outcome.code = cmd_agent_events(context(), *events_args);
   });
+  auto unit_args = std::make_shared<AgentUnitArgs>();
+  auto* agent_unit_cmd =
+      agent->add_subcommand("install-unit", "print (or install) the agent's systemd unit");
+  agent_unit_cmd->add_option("--config", unit_args->config, "the agent's configuration")
+      ->required();
+  agent_unit_cmd->add_option("--binary", unit_args->binary, "labctl-agent's path");
+  agent_unit_cmd->add_option("--unit-dir", unit_args->unit_dir, "where --install writes")
+      ->capture_default_str();
+  agent_unit_cmd->add_flag("--install", unit_args->install, "write the unit file");
+  agent_unit_cmd->callback(
+      [&outcome, unit_args] { outcome.code = cmd_agent_install_unit(*unit_args); });
 
   // plugins
   std::string plugin_type;

@@ -2,10 +2,13 @@
 
 #include "controller/firmware_store.h"
 
+#include "agents/rpc/remote_agent.h"
+
 #include <openssl/evp.h>
 
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 namespace labctl::controller {
 
@@ -41,11 +44,7 @@ Result<StateStore*> Context::store() {
 
 agents::AgentSet& Context::agents(const inventory::Inventory& inv) {
   if (!agents_) {
-    agents::LocalAgentOptions lo;
-    lo.state_dir = state_dir();
-    lo.catalog = inv.catalog.get();
-    lo.cancel = &cancel_;
-    lo.firmware =
+    auto firmware =
         [dir = state_dir()](
             const inventory::Family& family,
             const inventory::Release& release) -> Result<std::vector<sdk::FirmwareImage>> {
@@ -58,10 +57,49 @@ agents::AgentSet& Context::agents(const inventory::Inventory& inv) {
         out.push_back({f.name, f.sha256, f.size, f.path});
       return out;
     };
+    agents::LocalAgentOptions lo;
+    lo.state_dir = state_dir();
+    lo.catalog = inv.catalog.get();
+    lo.cancel = &cancel_;
+    lo.firmware = firmware;
     agents_ =
         std::make_unique<agents::AgentSet>(std::make_unique<agents::LocalAgent>(registry_, lo));
+    if (!inv.agents.empty()) {
+      // What every agent is sent: the inventory and catalog as this process loaded them.
+      agents::rpc::ConfigPush push;
+      push.inventory_name = std::filesystem::path(inv.file).filename().string();
+      push.inventory = read_text(inv.file);
+      push.catalog = inv.catalog ? read_text(inv.catalog->file) : std::string();
+      for (const auto& a : inv.agents) {
+        agents::rpc::RemoteAgentOptions ro;
+        ro.name = a.name;
+        ro.url = a.url;
+        const auto pki = agent_pki_dir(a);
+        ro.ca = pki / "ca.pem";
+        ro.cert = pki / "controller.pem";
+        ro.key = pki / "controller.key";
+        ro.config = push;
+        ro.catalog = inv.catalog.get();
+        ro.firmware = firmware;
+        ro.cancel = &cancel_;
+        agents_->add(std::make_unique<agents::rpc::RemoteAgent>(std::move(ro)));
+      }
+    }
   }
   return *agents_;
+}
+
+std::filesystem::path Context::agent_pki_dir(const inventory::AgentDef& a) const {
+  if (!a.pki.empty()) return a.pki;
+  if (const char* e = std::getenv("LABCTL_AGENT_PKI"); e != nullptr && *e != '\0') return e;
+  return state_dir() / "agent-pki";
+}
+
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 std::string file_sha256(const std::filesystem::path& path) {

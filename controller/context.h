@@ -34,8 +34,12 @@ class Context {
   std::optional<inventory::Inventory> load_inventory(const std::string& path, std::ostream& err,
                                                      inventory::Diagnostics* diags_out = nullptr);
   Result<StateStore*> store();
-  // Agents for an inventory: the embedded one for "local"; others are not connected yet.
+  // Agents for an inventory: the embedded one for "local", and a remote driver for each agent the
+  // inventory defines (connected on first use).
   agents::AgentSet& agents(const inventory::Inventory& inv);
+  // Where an agent's client certificate, key and CA are: its `pki:`, $LABCTL_AGENT_PKI, or
+  // STATE/agent-pki.
+  std::filesystem::path agent_pki_dir(const inventory::AgentDef& agent) const;
 
   std::atomic<bool>& cancel_flag() { return cancel_; }
 
@@ -47,6 +51,8 @@ class Context {
   std::atomic<bool> cancel_{false};
 };
 
+// A whole file's bytes ("" when unreadable).
+std::string read_text(const std::filesystem::path& path);
 // sha256 of a file's bytes, lower-case hex ("" when unreadable).
 std::string file_sha256(const std::filesystem::path& path);
 

@@ -15,6 +15,7 @@
 
 #include "agents/net/dhcp/snippets.h"
 #include "agents/net/tftp/server.h"
+#include "agents/services.h"
 #include "common/run_lock.h"
 #include "common/text.h"
 #include "inventory/loader.h"
@@ -70,26 +71,6 @@ class StopSignals {
  private:
   sigset_t set_, old_;
 };
-
-void segment_options(dhcp::Options& o, std::optional<std::uint32_t> router,
-                     const std::vector<std::uint32_t>& dns, const std::vector<std::uint32_t>& ntp,
-                     const std::string& domain) {
-  if (router) o.set(dhcp::opt::kRouter, dhcp::encode_ipv4_list(std::array{*router}));
-  if (!dns.empty()) o.set(dhcp::opt::kDnsServers, dhcp::encode_ipv4_list(dns));
-  if (!ntp.empty()) o.set(42, dhcp::encode_ipv4_list(ntp));
-  if (!domain.empty()) o.set(dhcp::opt::kDomainName, dhcp::encode_text(domain));
-}
-
-// Option 150 (binary list) and 66 (text: the name given, else the first address).
-void tftp_options(dhcp::Options& o, const std::vector<std::uint32_t>& servers,
-                  const std::string& name) {
-  if (!servers.empty()) o.set(dhcp::opt::kCiscoTftpServers, dhcp::encode_ipv4_list(servers));
-  const std::string n = !name.empty() ? name : servers.empty() ? "" : dhcp::ipv4_string(servers[0]);
-  if (!n.empty()) o.set(dhcp::opt::kTftpServerName, dhcp::encode_text(n));
-}
-
-// Vendor class (option 60) prefix Cisco IP phones send: "Cisco Systems, Inc. IP Phone CP-7911G".
-constexpr const char* kCiscoPhoneVendorClass = "Cisco Systems, Inc. IP Phone";
 
 // One line per event on stderr, offers left out (every ACK follows one). With a JSON log, which has
 // them all, only what needs a person's eye: NAKs, refusals, declines, bad packets, errors.
@@ -156,8 +137,8 @@ int cmd_dhcp_serve(Context& ctx, const DhcpServeArgs& a) {
   auto dns = ipv4_csv(a.dns, "labctl dhcp serve: --dns", err);
   auto tftp = ipv4_csv(a.tftp, "labctl dhcp serve: --tftp", err);
   if (!dns || !tftp) return kExitError;
-  segment_options(s.options, router, *dns, {}, "");
-  tftp_options(s.options, *tftp, a.tftp_name);
+  agents::dhcp_segment_options(s.options, router, *dns, {}, "");
+  agents::dhcp_tftp_options(s.options, *tftp, a.tftp_name);
   // Quick mode has no classes: option 150/66 go to every client that asks (phones do).
   for (const auto& r : a.reserve) {
     const auto eq = r.find('=');
@@ -263,187 +244,33 @@ int cmd_dhcp_options(const DhcpOptionsArgs& a) {
   return kExitOk;
 }
 
-Result<dhcp::SegmentConfig> dhcp_segment_config(const inventory::Inventory& inv,
-                                                const inventory::Segment& seg,
-                                                const plugins::Registry& registry,
-                                                std::uint32_t server_address) {
-  dhcp::SegmentConfig s;
-  s.mode = seg.dhcp.mode == inventory::DhcpMode::Observe ? dhcp::SegmentConfig::Mode::Observe
-                                                         : dhcp::SegmentConfig::Mode::Serve;
-  s.interface = seg.interface;
-  s.alloc.segment = seg.name;
-  s.alloc.network = seg.subnet.network;
-  s.alloc.prefix = seg.subnet.prefix;
-  s.alloc.pool_first = seg.dhcp.range_first.value_or(0);
-  s.alloc.pool_last = seg.dhcp.range_last.value_or(0);
-  s.alloc.lease_time_ms = seg.dhcp.lease_time_ms;
-  s.alloc.deny_unknown = seg.dhcp.deny_unknown;
-  s.alloc.server_address = server_address;
-  std::vector<std::string> tftp_types;
-  for (const auto& d : inv.devices) {
-    if (d.segment != seg.name || d.mac.empty()) continue;
-    std::uint32_t ip = 0;
-    if (!d.ip.empty())
-      if (auto a = dhcp::parse_ipv4(d.ip)) ip = *a;
-    if (ip == 0) continue;  // no fixed address: served from the pool like anyone
-    s.alloc.reservations.push_back({d.mac, ip, d.name, d.type});
-    if (const auto* p = registry.find(d.type)) {
-      const auto& caps = p->schema().capabilities;
-      if (std::find(caps.begin(), caps.end(), "tftp-boot") != caps.end() &&
-          std::find(tftp_types.begin(), tftp_types.end(), d.type) == tftp_types.end())
-        tftp_types.push_back(d.type);
-    }
-  }
-  segment_options(s.options, seg.dhcp.router, seg.dhcp.dns, seg.dhcp.ntp, seg.dhcp.domain);
-  if (!seg.tftp.servers.empty()) {
-    dhcp::ClientClass c;
-    c.name = "tftp-boot";
-    c.vendor_class_prefixes = {kCiscoPhoneVendorClass};
-    c.types = tftp_types;
-    tftp_options(c.options, seg.tftp.servers, "");
-    // Phones that do not list 150 in their request still need it (the seed's 7911s asked only
-    // for 66 and 150; older loads ask for neither).
-    c.always_send = {dhcp::opt::kCiscoTftpServers, dhcp::opt::kTftpServerName};
-    s.classes.push_back(std::move(c));
-  }
-  for (const auto& ic : seg.dhcp.classes) {
-    dhcp::ClientClass c;
-    c.name = ic.name;
-    c.vendor_class_prefixes = ic.vendor_class;
-    c.ouis = ic.oui;
-    c.types = ic.types;
-    segment_options(c.options, ic.router, ic.dns, ic.ntp, ic.domain);
-    tftp_options(c.options, ic.tftp_servers, ic.tftp_server_name);
-    c.always_send = ic.always_send;
-    s.classes.push_back(std::move(c));
-  }
-  return s;
-}
-
 int cmd_serve(Context& ctx, const ServeArgs& a) {
   auto& err = std::cerr;
   auto inv = ctx.load_inventory(a.inventory, err);
   if (!inv) return kExitError;
   StopSignals stop;
-  // Declared before the services, so it outlives them (the hooks keep `env`, which calls it).
-  // The DHCP service starts after TFTP; until then (or without it) no address has a lease.
-  std::atomic<dhcp::Server*> leases{nullptr};
-  std::vector<std::unique_ptr<tftp::Server>> tftp_servers;
-  std::vector<dhcp::SegmentConfig> dhcp_segments;
-  std::vector<sdk::NetHooks*> hooks;
-  sdk::ServiceEnv env;
-  env.inventory = &*inv;
-  env.state_dir = ctx.state_dir();
-  env.mac_for_ip = [&leases](std::uint32_t ip) -> std::optional<std::string> {
-    auto* s = leases.load();
-    return s ? s->mac_for_ip(ip) : std::nullopt;
+  agents::ServicesOptions o;
+  o.state_dir = ctx.state_dir();
+  if (!a.log_dir.empty()) o.log_dir = a.log_dir;
+  o.dhcp_port = a.dhcp_port;
+  o.tftp_port = a.tftp_port;
+  o.inventory_label = std::filesystem::absolute(a.inventory).string();
+  o.on_tftp_event = [](const std::string& segment, const tftp::Event& e) {
+    if (e.kind == tftp::EventKind::Complete || e.kind == tftp::EventKind::Failed ||
+        e.kind == tftp::EventKind::Refused)
+      std::cerr << "labctl tftp [" << segment << "]: " << tftp::event_to_line(e) << "\n";
   };
-  for (const auto& d : inv->devices)
-    if (auto* p = ctx.registry().find(d.type))
-      if (auto* h = p->net_hooks())
-        if (std::find(hooks.begin(), hooks.end(), h) == hooks.end()) {
-          h->attach(env);
-          hooks.push_back(h);
-        }
-  const auto log_dir =
-      a.log_dir.empty() ? ctx.state_dir() / "logs" : std::filesystem::path(a.log_dir);
-  std::error_code ec;
-  std::filesystem::create_directories(log_dir, ec);
-  for (const auto& seg : inv->segments) {
-    if (seg.agent != "local") continue;  // served by that agent
-    if (seg.dhcp.mode != inventory::DhcpMode::Off) {
-      auto where = dhcp::interface_ipv4(seg.interface);
-      if (!where) {
-        err << "labctl serve: segment " << seg.name << ": dhcp: " << where.error().message()
-            << "\n";
-        return kExitError;
-      }
-      if (!seg.subnet.contains(where->first)) {
-        err << "labctl serve: segment " << seg.name << ": interface "
-            << seg.interface << " has address " << dhcp::ipv4_string(where->first)
-            << ", outside subnet " << seg.subnet.to_string() << "\n";
-        return kExitError;
-      }
-      auto sc = dhcp_segment_config(*inv, seg, ctx.registry(), where->first);
-      if (!sc) {
-        err << "labctl serve: segment " << seg.name << ": " << sc.error().message() << "\n";
-        return kExitError;
-      }
-      dhcp_segments.push_back(std::move(*sc));
-    }
-  }
-  // One `labctl serve` per state directory: it owns the lease table, and steps that need its
-  // TFTP service (phone upgrades) ask this lock whether it runs and which segments it serves.
-  nlohmann::json served = {{"pid", ::getpid()},
-                           {"inventory", std::filesystem::absolute(a.inventory).string()},
-                           {"tftp", nlohmann::json::array()},
-                           {"dhcp", nlohmann::json::array()}};
-  for (const auto& seg : inv->segments) {
-    if (seg.agent != "local") continue;
-    if (seg.tftp.enabled) served["tftp"].push_back(seg.name);
-    if (seg.dhcp.mode != inventory::DhcpMode::Off) served["dhcp"].push_back(seg.name);
-  }
-  auto lock = RunLock::acquire(serve_lock_path(ctx.state_dir()), served.dump() + "\n");
-  if (!lock) {
-    err << "labctl serve: another labctl serve runs with state directory "
-        << ctx.state_dir().string() << ": " << lock.error().message() << "\n";
+  o.on_dhcp_event = print_notable_event;
+  o.say = [](const std::string& line) { std::cerr << "labctl serve: " << line << "\n"; };
+  auto services = agents::NetServices::start(*inv, ctx.registry(), o);
+  if (!services) {
+    err << "labctl serve: " << services.error().message() << "\n";
     return kExitError;
   }
-  // Every segment's DHCP configuration is checked above before any service starts.
-  for (const auto& seg : inv->segments) {
-    if (seg.agent != "local") continue;
-    if (seg.tftp.enabled) {
-      tftp::ServerConfig c;
-      c.root = seg.tftp.root;
-      c.port = static_cast<std::uint16_t>(a.tftp_port ? a.tftp_port : seg.tftp.port);
-      c.log_path = a.log_dir.empty() ? sdk::tftp_event_log_path(ctx.state_dir(), seg.name)
-                                     : log_dir / ("tftp-" + seg.name + ".jsonl");
-      c.hooks = hooks;
-      c.on_event = [name = seg.name](const tftp::Event& e) {
-        if (e.kind == tftp::EventKind::Complete || e.kind == tftp::EventKind::Failed ||
-            e.kind == tftp::EventKind::Refused)
-          std::cerr << "labctl tftp [" << name << "]: " << tftp::event_to_line(e) << "\n";
-      };
-      auto s = tftp::Server::start(std::move(c));
-      if (!s) {
-        err << "labctl serve: segment " << seg.name << ": tftp: " << s.error().message() << "\n";
-        return kExitError;
-      }
-      err << "labctl serve: segment " << seg.name << ": tftp on port " << (*s)->port() << ", root "
-          << seg.tftp.root << "\n";
-      tftp_servers.push_back(std::move(*s));
-    }
-  }
-  std::unique_ptr<dhcp::Server> dhcp_server;
-  if (!dhcp_segments.empty()) {
-    dhcp::ServerConfig c;
-    c.segments = std::move(dhcp_segments);
-    c.port = static_cast<std::uint16_t>(a.dhcp_port);
-    c.lease_db = dhcp::default_lease_db_path(ctx.state_dir());
-    c.log_path = log_dir / "dhcp.jsonl";
-    c.hooks = hooks;
-    c.on_event = print_notable_event;
-    auto s = dhcp::Server::start(std::move(c));
-    if (!s) {
-      err << "labctl serve: dhcp: " << s.error().message() << "\n";
-      return kExitError;
-    }
-    dhcp_server = std::move(*s);
-    leases.store(dhcp_server.get());
-    err << "labctl serve: dhcp on port " << a.dhcp_port << " for " << dhcp_server->leases().size()
-        << " known leases\n";
-  }
-  if (tftp_servers.empty() && !dhcp_server) {
-    err << "labctl serve: nothing to serve: no segment of " << a.inventory
-        << " has tftp or dhcp (mode serve or observe) on the local agent\n";
-    return kExitError;
-  }
-  err << "labctl serve: running (SIGINT or SIGTERM stops); events in " << log_dir.string() << "\n";
+  err << "labctl serve: running (SIGINT or SIGTERM stops); events in "
+      << (a.log_dir.empty() ? (ctx.state_dir() / "logs").string() : a.log_dir) << "\n";
   stop.wait();
-  for (auto& t : tftp_servers)
-    t->stop();
-  leases.store(nullptr);
-  if (dhcp_server) dhcp_server->stop();
+  (*services)->stop();
   err << "labctl serve: stopped\n";
   return kExitOk;
 }

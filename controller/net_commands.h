@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "agents/net/dhcp/server.h"
+#include "agents/services.h"
 #include "controller/context.h"
 #include "inventory/inventory.h"
 
@@ -37,12 +38,6 @@ struct ServeArgs {
 };
 int cmd_serve(Context& ctx, const ServeArgs& a);
 
-// The DHCP configuration of one inventory segment: pool, options, a reservation per device with a
-// MAC, and the client classes (the inventory's, plus "tftp-boot": devices whose plugin boots by
-// TFTP and Cisco phones by vendor class get options 150 and 66 from the segment's tftp.servers).
-Result<dhcp::SegmentConfig> dhcp_segment_config(const inventory::Inventory& inv,
-                                                const inventory::Segment& seg,
-                                                const plugins::Registry& registry,
-                                                std::uint32_t server_address);
+using agents::dhcp_segment_config;
 
 }  // namespace labctl::controller

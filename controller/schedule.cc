@@ -89,6 +89,8 @@ std::string shell_quote(const std::string& s) {
   return out + "'";
 }
 
+}  // namespace
+
 std::string systemd_quote(const std::string& s) {
   if (s.find_first_of(" \t\"'\\$%") == std::string::npos) return s;
   std::string out = "\"";
@@ -100,6 +102,8 @@ std::string systemd_quote(const std::string& s) {
   }
   return out + "\"";
 }
+
+namespace {
 
 std::vector<std::string> audit_argv(const ScheduleOptions& o) {
   return {o.labctl,    "--quiet",  "--state-dir", o.state_dir, "audit",
@@ -220,11 +224,9 @@ Result<std::string> install_cron(const std::string& line, const std::string& inv
   return std::string("added to the crontab");
 }
 
-Result<std::string> install_systemd(const SystemdUnits& units, const std::string& name,
-                                    const fs::path& dir) {
-  const std::array<std::pair<fs::path, const std::string*>, 2> files{
-      {{dir / (name + ".service"), &units.service}, {dir / (name + ".timer"), &units.timer}}};
-  // Check both before writing either: never leave half an installation.
+Result<std::string> install_files(
+    const std::vector<std::pair<std::filesystem::path, std::string>>& files) {
+  // Check every file before writing any: never leave half an installation.
   bool all_same = true;
   for (const auto& [path, content] : files) {
     std::ifstream in(path);
@@ -234,28 +236,37 @@ Result<std::string> install_systemd(const SystemdUnits& units, const std::string
     }
     std::stringstream ss;
     ss << in.rdbuf();
-    if (ss.str() != *content)
-      return fail(
-          Errc::PreconditionFailed,
-          path.string() +
-              " exists with different contents; remove it first or choose another --unit-name");
+    if (ss.str() != content)
+      return fail(Errc::PreconditionFailed,
+                  path.string() + " exists with different contents; remove it first");
   }
-  if (all_same) return std::string("already installed in " + dir.string());
+  std::string names;
+  for (const auto& [path, content] : files)
+    names += (names.empty() ? "" : " and ") + path.string();
+  if (all_same) return "already installed: " + names;
   std::error_code ec;
-  fs::create_directories(dir, ec);
   for (const auto& [path, content] : files) {
+    fs::create_directories(path.parent_path(), ec);
     const fs::path tmp = path.string() + ".tmp";
     {
       std::ofstream out(tmp);
-      out << *content;
+      out << content;
       if (!out) return fail(Errc::PreconditionFailed, "cannot write " + tmp.string());
     }
     fs::rename(tmp, path, ec);
     if (ec)
       return fail(Errc::PreconditionFailed, "cannot write " + path.string() + ": " + ec.message());
   }
-  return std::string("installed " + (dir / (name + ".service")).string() + " and " +
-                     (dir / (name + ".timer")).string());
+  return "installed " + names;
+}
+
+Result<std::string> install_systemd(const SystemdUnits& units, const std::string& name,
+                                    const fs::path& dir) {
+  auto r = install_files(
+      {{dir / (name + ".service"), units.service}, {dir / (name + ".timer"), units.timer}});
+  if (!r && r.error().message().find("different contents") != std::string::npos)
+    return fail(Errc::PreconditionFailed, r.error().message() + " (or choose another --unit-name)");
+  return r;
 }
 
 }  // namespace labctl::controller

@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/error.h"
 
@@ -34,6 +36,12 @@ SystemdUnits systemd_units(const ScheduleOptions& o);
 // Adds the line to the invoking user's crontab (through `crontab -l` / `crontab -`). A no-op when
 // the same line is there; refuses when another labctl audit line for the inventory differs.
 Result<std::string> install_cron(const std::string& line, const std::string& inventory);
+// Writes every file (creating directories), after checking that none exists with other contents;
+// a no-op when all exist as they are.
+Result<std::string> install_files(
+    const std::vector<std::pair<std::filesystem::path, std::string>>& files);
+// A value for a systemd unit's Exec*= line, quoted where systemd needs it.
+std::string systemd_quote(const std::string& s);
 // Writes <name>.service and <name>.timer into `dir`, refusing to overwrite different files.
 Result<std::string> install_systemd(const SystemdUnits& units, const std::string& name,
                                     const std::filesystem::path& dir);

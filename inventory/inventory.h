@@ -94,6 +94,9 @@ struct AgentDef {
   std::string name;
   std::string url;
   std::string description;
+  // The directory of `labctl agent init` holding ca.pem, controller.pem and controller.key;
+  // empty: $LABCTL_AGENT_PKI, else STATE/agent-pki.
+  std::filesystem::path pki;
   Mark mark;
 };
 

@@ -44,7 +44,7 @@ const std::vector<std::string> kDhcpClassKeys = {
     "name",         "vendor-class",     "oui",        "types", "router", "dns", "ntp", "domain",
     "tftp-servers", "tftp-server-name", "always-send"};
 const std::vector<std::string> kTftpKeys = {"enabled", "root", "servers", "port"};
-const std::vector<std::string> kAgentKeys = {"name", "url", "description"};
+const std::vector<std::string> kAgentKeys = {"name", "url", "description", "pki"};
 const std::vector<std::string> kDeviceCommonKeys = {
     "name", "type", "model", "description", "mac", "ip", "segment", "agent", "firmware", "after"};
 const std::vector<std::string> kFirmwareKeys = {"target", "allow-downgrade"};
@@ -707,6 +707,11 @@ void Loader::read_agents(const YAML::Node& n) {
     }
     if (r.has("description"))
       if (auto s = text(r.get("description"), "description")) a.description = *s;
+    if (r.has("pki"))
+      if (auto s = text(r.get("pki"), "pki")) {
+        std::filesystem::path p(*s);
+        a.pki = p.is_absolute() ? p : inv_.base_dir / p;
+      }
     inv_.agents.push_back(std::move(a));
   });
 }
