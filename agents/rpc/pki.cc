@@ -276,7 +276,7 @@ Result<PkiReport> init_pki(const PkiOptions& o) {
     const std::string yaml =
         "# labctl-agent configuration, made by `labctl agent init`. Paths are relative to this\n"
         "# file. Start it with: labctl-agent --config " +
-        (o.dir / (name + ".yaml")).string() +
+        fs::absolute(o.dir / (name + ".yaml")).string() +
         "\n"
         "name: " +
         name + "\nlisten: \"" + o.listen +

@@ -79,7 +79,8 @@ TEST(RpcCodec, FirmwareManifestChecksNamesAndDigests) {
            {"../x", std::string(64, 'f'), "plain file name"},
            {"a/b", std::string(64, 'f'), "plain file name"},
            {"x", std::string(64, 'F'), "lower-case hex"},
-           {"x", "abc", "longer than 64"}}) {
+           {"x", "abc", "lower-case hex"},
+           {"x", std::string(65, 'f'), "longer than 64"}}) {
     FirmwareManifest bad = m;
     bad.files.at(0).name = name;
     bad.files.at(0).sha256 = sha;

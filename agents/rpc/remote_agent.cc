@@ -231,6 +231,14 @@ Result<RemoteAgent::Http> RemoteAgent::exchange(const std::string& method, const
         rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CACERT_BADFILE ||
         rc == CURLE_SSL_ISSUER_ERROR || rc == CURLE_SSL_CIPHER)
       return fail(Errc::AuthFailed, where() + ": TLS: " + detail);
+    // With TLS 1.3 the server checks the client's certificate after the client thinks the
+    // handshake is over: its refusal arrives as an alert on the first read.
+    if (detail.find("alert") != std::string::npos &&
+        (detail.find("handshake failure") != std::string::npos ||
+         detail.find("certificate") != std::string::npos ||
+         detail.find("unknown ca") != std::string::npos))
+      return fail(Errc::AuthFailed,
+                  where() + ": the agent refused this controller's certificate (" + detail + ")");
     const bool never_sent = rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST;
     if ((repeatable || never_sent) && attempt < attempts) {
       if (!pause(std::chrono::milliseconds(250 << (attempt - 1)), opt_.cancel, cancel))

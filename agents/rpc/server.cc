@@ -560,7 +560,8 @@ void AgentServer::Impl::routes() {
   s.set_payload_max_length(kMaxBlobBody);
   s.set_read_timeout(30, 0);
   s.set_write_timeout(30, 0);
-  s.set_keep_alive_timeout(30);
+  // Short: an idle keep-alive connection holds a worker, and stop() waits for the workers.
+  s.set_keep_alive_timeout(3);
   s.set_keep_alive_max_count(100000);
   s.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
     log(res.status >= 500   ? "error"
@@ -903,7 +904,16 @@ Result<std::unique_ptr<AgentServer>> AgentServer::start(AgentConfig config,
       tls_error = what + (buf[0] ? std::string(": ") + buf : std::string());
       return false;
     };
+    // TLS 1.2 only, with ECDHE and AEAD ciphers: under TLS 1.3 the server checks the client's
+    // certificate after the client has finished its handshake and sent its request, so a refusal
+    // reaches the client as a reset or a late alert, indistinguishable from an agent going away.
+    // Under 1.2 it fails the handshake itself, and the controller can say why.
     SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
+    SSL_CTX_set_max_proto_version(&ctx, TLS1_2_VERSION);
+    if (SSL_CTX_set_cipher_list(&ctx,
+                                "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:"
+                                "ECDHE-ECDSA-AES128-GCM-SHA256") != 1)
+      return bad("no usable TLS cipher");
     if (SSL_CTX_use_certificate_chain_file(&ctx, c.cert.c_str()) != 1)
       return bad(c.cert.string() + ": not a usable certificate");
     if (SSL_CTX_use_PrivateKey_file(&ctx, c.key.c_str(), SSL_FILETYPE_PEM) != 1)
@@ -919,6 +929,11 @@ Result<std::unique_ptr<AgentServer>> AgentServer::start(AgentConfig config,
     // the pinned one when the configuration names it. The handshake fails otherwise, before a
     // byte of any request is read.
     SSL_CTX_set_purpose(&ctx, X509_PURPOSE_SSL_CLIENT);
+    // A client resuming a TLS session (libcurl does on every new connection) needs a session id
+    // context when client certificates are verified; without one OpenSSL answers with an
+    // internal-error alert.
+    static const unsigned char kSessionContext[] = "labctl-agent";
+    SSL_CTX_set_session_id_context(&ctx, kSessionContext, sizeof kSessionContext - 1);
     SSL_CTX_set_ex_data(&ctx, pin_index(), &self->pin);
     SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_peer);
     return true;
