@@ -223,7 +223,7 @@ int cmd_agent_install_unit(const AgentUnitArgs& a) {
     std::cerr << "labctl agent install-unit: " << cfg.error().message() << "\n";
     return kExitError;
   }
-  std::string binary = a.binary;
+  std::string binary = a.binary.empty() ? "" : fs::absolute(a.binary).string();
   if (binary.empty()) {
     // Next to this labctl (an install puts both in one bin directory), else from PATH.
     char self[4096];

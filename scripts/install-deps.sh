@@ -11,7 +11,7 @@ BUILD_PKGS=(
 )
 # Real peers and tools the tests and benchmarks run against.
 TEST_PKGS=(
-  python3 python3-jsonschema python3-yaml python3-croniter util-linux openipmi ipmitool freeipmi-tools libvirt-clients curl tftp-hpa atftp tftpd-hpa
+  python3 python3-jsonschema python3-yaml python3-croniter python3-cryptography openssl util-linux openipmi ipmitool freeipmi-tools libvirt-clients curl tftp-hpa atftp tftpd-hpa
   dnsmasq-base busybox isc-dhcp-client dhcpcd5 iproute2 kea-admin kea-dhcp4-server isc-dhcp-server sip-tester tshark
   prometheus systemd sqlite3 sg3-utils cron
 )
