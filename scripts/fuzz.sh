@@ -5,6 +5,7 @@
 #   scripts/fuzz.sh 0                build only
 #   FUZZ_TARGETS="version" scripts/fuzz.sh 30   only some targets
 #   FUZZ_JOBS=2 (default 2)          ninja parallelism for the build
+#   FUZZ_PARALLEL=N (default nproc)  targets fuzzed at once, one core each
 #   FUZZ_MERGE=1                     after the run, merge new coverage (edges) back into the
 #                                    committed corpus (tests/fuzz/corpus/NAME) with -merge=1
 #
@@ -66,24 +67,25 @@ if [[ -z "${ASAN_SYMBOLIZER_PATH:-}" ]] && command -v llvm-symbolizer >/dev/null
 fi
 export LABCTL_CATALOG="${LABCTL_CATALOG:-$ROOT/catalog/catalog.yaml}"
 
-failed=0
-summary=()
-for t in "${TARGETS[@]}"; do
-  src="$ROOT/tests/fuzz/corpus/$t"
-  work="$BUILD/corpus/$t"
+# One target: its run, its summary line in $BUILD/$t.result, exit 1 on a crash.
+run_target() {
+  local t=$1
+  local src="$ROOT/tests/fuzz/corpus/$t"
+  local work="$BUILD/corpus/$t"
   rm -rf "$work"
   mkdir -p "$work"
   if [[ -d "$src" ]]; then cp -r "$src"/. "$work"/; fi
-  args=(-max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 -max_len=65536
-        -print_final_stats=1 -artifact_prefix="$BUILD/artifacts/$t-")
+  local args=(-max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 -max_len=65536
+              -print_final_stats=1 -artifact_prefix="$BUILD/artifacts/$t-")
   # Seeds the dictionary cannot come from: YAML and key-name tokens for the YAML parsers.
   if [[ ( "$t" == inventory || "$t" == catalog ) && -f "$ROOT/tests/fuzz/yaml.dict" ]]; then
     args+=(-dict="$ROOT/tests/fuzz/yaml.dict")
   fi
-  log="$BUILD/$t.log"
+  local log="$BUILD/$t.log"
   echo "fuzz.sh: $t for ${SECONDS_PER_TARGET}s (log $log)"
-  rc=0
+  local rc=0 status
   "$BUILD/tests/fuzz/${t}_fuzz" "${args[@]}" "$work" >"$log" 2>&1 || rc=$?
+  local runs speed cov
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   cov=$(grep -Eo 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" | tail -1)
@@ -91,17 +93,39 @@ for t in "${TARGETS[@]}"; do
     status=ok
   else
     status="CRASH (exit $rc)"
-    failed=1
-    grep -E '^==[0-9]+==ERROR|^SUMMARY|Test unit written to|runtime error' "$log" | head -5 >&2 || true
+    # The whole report (stack, the trap's location, the input's name): CI keeps only this.
+    { echo "fuzz.sh: $t crashed; the end of its log:"
+      grep -v -E '^#[0-9]+\s+(NEW|REDUCE|pulse|INITED|RELOAD)' "$log" | tail -60; } >&2 || true
   fi
-  summary+=("$(printf '%-10s %-16s runs %-10s exec/s %-7s %s' "$t" "$status" "${runs:-?}" "${speed:-?}" "${cov:-}")")
+  printf '%-10s %-16s runs %-10s exec/s %-7s %s\n' "$t" "$status" "${runs:-?}" "${speed:-?}" \
+    "${cov:-}" > "$BUILD/$t.result"
   if [[ "${FUZZ_MERGE:-0}" == 1 && $rc == 0 ]]; then
     mkdir -p "$src"
     # Edges only (no hit counters), so the committed corpus stays small.
     "$BUILD/tests/fuzz/${t}_fuzz" -merge=1 -use_counters=0 -max_len=65536 -timeout=10 "$src" "$work" \
       >"$BUILD/$t.merge.log" 2>&1 || echo "fuzz.sh: merge for $t failed" >&2
   fi
+  return $((rc != 0))
+}
+
+# FUZZ_PARALLEL targets at a time (default: one per core), each fuzzing on one core.
+PARALLEL="${FUZZ_PARALLEL:-$(nproc)}"
+failed=0
+running=0
+for t in "${TARGETS[@]}"; do
+  run_target "$t" &
+  running=$((running + 1))
+  if ((running >= PARALLEL)); then
+    wait -n || failed=1
+    running=$((running - 1))
+  fi
 done
+while ((running > 0)); do
+  wait -n || failed=1
+  running=$((running - 1))
+done
+summary=()
+for t in "${TARGETS[@]}"; do summary+=("$(cat "$BUILD/$t.result" 2>/dev/null || echo "$t: no result")"); done
 
 echo "fuzz.sh: summary (${SECONDS_PER_TARGET}s per target, artifacts in $BUILD/artifacts)"
 printf '  %s\n' "${summary[@]}"
