@@ -447,7 +447,9 @@ void EsxiPlugin::check_device(const sdk::Device& d, const sdk::Inventory&,
   if (is_vsphere_scheme(scheme)) {
     if (!vsphere_endpoint(uri)) report.error(at, "'" + uri + "' names no host");
     if (!d.params.contains("credentials"))
-      report.error("", scheme + ":// needs credentials: {user: ..., password: ...}");
+      report.error("", scheme +
+                           ":// needs credentials: {user: ..., password: ...} (ad hoc: --user "
+                           "and --password-env)");
   }
   if (scheme == "test") {
     const std::string path = uri.substr(std::string("test://").size());
