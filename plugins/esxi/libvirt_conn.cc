@@ -334,19 +334,16 @@ Status Domain::snapshot(const std::string& name, const std::string& description)
   return {};
 }
 
-Result<std::vector<std::string>> Domain::snapshot_names() {
-  virDomainSnapshotPtr* snaps = nullptr;
-  conn_->count("virDomainListAllSnapshots", false, name_);
-  const int n = virDomainListAllSnapshots(dom_.get(), &snaps, 0);
-  if (n < 0) return fail(conn_->error("virDomainListAllSnapshots", name_));
-  std::vector<std::string> out;
-  for (int i = 0; i < n; ++i) {
-    if (const char* nm = virDomainSnapshotGetName(snaps[i])) out.emplace_back(nm);
-    virDomainSnapshotFree(snaps[i]);
+Result<bool> Domain::has_snapshot(const std::string& name) {
+  conn_->count("virDomainSnapshotLookupByName", false, name_);
+  virDomainSnapshotPtr snap = virDomainSnapshotLookupByName(dom_.get(), name.c_str(), 0);
+  if (snap == nullptr) {
+    Error e = conn_->error("virDomainSnapshotLookupByName", name_);
+    if (e.code() == Errc::NotFound) return false;
+    return fail(std::move(e));
   }
-  std::free(snaps);
-  std::sort(out.begin(), out.end());
-  return out;
+  virDomainSnapshotFree(snap);
+  return true;
 }
 
 // Connection -------------------------------------------------------------------------------------

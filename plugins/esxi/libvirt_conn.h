@@ -112,7 +112,8 @@ class Domain {
   // Removes the definition (on ESXi: unregisters the VM; its files stay on the datastore).
   Status undefine();
   Status snapshot(const std::string& name, const std::string& description);
-  Result<std::vector<std::string>> snapshot_names();
+  // Whether the VM has a snapshot of that name (by lookup: ESX lists no snapshots in bulk).
+  Result<bool> has_snapshot(const std::string& name);
 
  private:
   friend class Connection;

@@ -247,17 +247,17 @@ Status snapshot_vm(Connection& c, const std::string& vm, const std::string& snap
                    const std::string& description, bool exists_ok) {
   auto d = require(c, vm);
   if (!d) return fail(d.error());
-  auto names = d->snapshot_names();
-  if (!names) return fail(names.error());
-  if (std::find(names->begin(), names->end(), snap) != names->end()) {
+  auto exists = d->has_snapshot(snap);
+  if (!exists) return fail(exists.error());
+  if (*exists) {
     if (exists_ok) return {};
     return fail(Errc::PreconditionFailed, "VM " + vm + " already has a snapshot '" + snap + "'");
   }
   if (auto r = d->snapshot(snap, description); !r) return r;
-  auto again = d->snapshot_names();
+  auto again = d->has_snapshot(snap);
   if (!again) return fail(again.error());
-  if (std::find(again->begin(), again->end(), snap) == again->end())
-    return fail(Errc::VerifyMismatch, "VM " + vm + ": snapshot '" + snap + "' is not listed");
+  if (!*again)
+    return fail(Errc::VerifyMismatch, "VM " + vm + ": snapshot '" + snap + "' is not there");
   return {};
 }
 
@@ -556,11 +556,7 @@ Result<bool> EsxiPlugin::step_done(sdk::DeviceContext& ctx, const sdk::Device& d
     if (a == kDefine) return found->has_value();
     if (!*found) return a == kStop || a == kSnapshot;  // nothing left to stop or keep
     Domain& dom = **found;
-    if (a == kSnapshot) {
-      auto names = dom.snapshot_names();
-      if (!names) return fail(names.error());
-      return std::find(names->begin(), names->end(), kSnapshotBeforeUndefine) != names->end();
-    }
+    if (a == kSnapshot) return dom.has_snapshot(kSnapshotBeforeUndefine);
     if (a == kAutostart) {
       auto on = dom.autostart();
       if (!on) return fail(on.error());
