@@ -117,12 +117,15 @@ Result<About> parse_about(std::string_view in) {
   a.api_type = child_text(about, "apiType");
   a.api_version = child_text(about, "apiVersion");
   a.product_line = child_text(about, "productLineId");
-  // The version and build become a firmware version text: only what the esxi scheme can read.
-  if (a.version.empty() || a.version.size() > 32 || !all_of(a.version, "0123456789.") ||
-      a.version.front() == '.' || a.version.back() == '.' ||
-      a.version.find("..") != std::string::npos)
-    return fail(Errc::InvalidInput,
-                "vSphere about.version '" + a.version.substr(0, 40) + "' is not a dotted version");
+  // The version and build become a firmware version text: only what the esxi scheme reads, one
+  // to three dotted numbers.
+  const auto parts = text::split(a.version, '.');
+  if (a.version.empty() || parts.size() > 3 ||
+      !std::all_of(parts.begin(), parts.end(), [](const std::string& p) {
+        return !p.empty() && p.size() <= 9 && all_of(p, "0123456789");
+      }))
+    return fail(Errc::InvalidInput, "vSphere about.version '" + a.version.substr(0, 40) +
+                                        "' is not a dotted version (at most three numbers)");
   if (a.build.size() > 12 || !all_of(a.build, "0123456789"))
     return fail(Errc::InvalidInput,
                 "vSphere about.build '" + a.build.substr(0, 40) + "' is not a build number");

@@ -86,6 +86,8 @@ TEST(ParseAbout, RefusesWhatIsNotAnAboutWithAVersion) {
       {envelope(about(".5", "1")), "not a dotted version"},
       {envelope(about("6..5", "1")), "not a dotted version"},
       {envelope(about("", "1")), "not a dotted version"},
+      {envelope(about("6.5.0.1", "1")), "at most three numbers"},
+      {envelope(about("6.5.1234567890", "1")), "not a dotted version"},
       {envelope(about("6.5.0", "12a")), "not a build number"},
       {envelope(about("6.5.0", "1234567890123")), "not a build number"},
   };
