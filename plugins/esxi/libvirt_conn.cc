@@ -99,7 +99,8 @@ Errc errc_of_last_error(std::string& message) {
     message = "failed (libvirt gave no reason)";
     return Errc::Internal;
   }
-  message = e->message != nullptr ? e->message : "failed (libvirt gave no message)";
+  // The ESX driver passes the host's fault strings through: text from the network.
+  message = e->message != nullptr ? valid_utf8(e->message) : "failed (libvirt gave no message)";
   const Errc code = classify_libvirt_error(e->code, message);
   virResetLastError();
   return code;
@@ -404,7 +405,7 @@ Result<HostInfo> Connection::host() {
   count("virConnectGetHostname", false);
   char* name = virConnectGetHostname(conn_.get());
   if (name == nullptr) return fail(error("virConnectGetHostname"));
-  h.hostname = name;
+  h.hostname = valid_utf8(name);
   std::free(name);
   unsigned long version = 0;
   count("virConnectGetVersion", false);
@@ -413,7 +414,7 @@ Result<HostInfo> Connection::host() {
   virNodeInfo ni{};
   count("virNodeGetInfo", false);
   if (virNodeGetInfo(conn_.get(), &ni) < 0) return fail(error("virNodeGetInfo"));
-  h.node.cpu_model = std::string(ni.model, strnlen(ni.model, sizeof ni.model));
+  h.node.cpu_model = valid_utf8(std::string_view(ni.model, strnlen(ni.model, sizeof ni.model)));
   h.node.cpus = ni.cpus;
   h.node.mhz = ni.mhz;
   h.node.nodes = ni.nodes;

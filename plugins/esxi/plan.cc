@@ -70,9 +70,10 @@ HostSpec host_spec(const sdk::Device& d) {
   h.bmc = str(p, "bmc");
   h.power_wait_ms = ms(p, "power-wait", kDefaultPowerWaitMs);
   h.report_unexpected = str(p, "unexpected-vms", "report") != "ignore";
-  const bool allow_destroy = flag(p, "allow-destroy", false);
-  const bool snapshot = flag(p, "snapshot-before-destroy", false);
-  const std::int64_t timeout = ms(p, "shutdown-timeout", kDefaultShutdownTimeoutMs);
+  VmSpec& dflt = h.defaults;
+  dflt.allow_destroy = flag(p, "allow-destroy", false);
+  dflt.snapshot_before_destroy = flag(p, "snapshot-before-destroy", false);
+  dflt.shutdown_timeout_ms = ms(p, "shutdown-timeout", kDefaultShutdownTimeoutMs);
   for (const auto& v : p.value("vms", json::array())) {
     if (!v.is_object()) continue;
     VmSpec vm;
@@ -82,13 +83,21 @@ HostSpec host_spec(const sdk::Device& d) {
     for (const auto& a : v.value("after", json::array()))
       if (a.is_string()) vm.after.push_back(a.get<std::string>());
     vm.template_path = str(v, "template");
-    vm.allow_destroy = flag(v, "allow-destroy", allow_destroy);
-    vm.snapshot_before_destroy = flag(v, "snapshot-before-destroy", snapshot);
-    vm.shutdown_timeout_ms = ms(v, "shutdown-timeout", timeout);
+    vm.allow_destroy = flag(v, "allow-destroy", dflt.allow_destroy);
+    vm.snapshot_before_destroy = flag(v, "snapshot-before-destroy", dflt.snapshot_before_destroy);
+    vm.shutdown_timeout_ms = ms(v, "shutdown-timeout", dflt.shutdown_timeout_ms);
     vm.boot_wait_ms = ms(v, "boot-wait", 0);
     h.vms.push_back(std::move(vm));
   }
   return h;
+}
+
+VmSpec HostSpec::vm(const std::string& name) const {
+  for (const auto& v : vms)
+    if (v.name == name) return v;
+  VmSpec out = defaults;
+  out.name = name;
+  return out;
 }
 
 std::vector<sdk::Step> plan_vms(const HostSpec& spec, const json& have) {

@@ -37,6 +37,10 @@ struct HostSpec {
   std::int64_t power_wait_ms = kDefaultPowerWaitMs;
   bool report_unexpected = true;
   std::vector<VmSpec> vms;  // inventory order
+  VmSpec defaults;          // the host's shutdown-timeout, allow-destroy, snapshot-before-destroy
+
+  // The VM's settings; the host's defaults for a VM the inventory does not list.
+  VmSpec vm(const std::string& name) const;
 };
 
 HostSpec host_spec(const sdk::Device& device);

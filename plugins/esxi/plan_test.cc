@@ -76,6 +76,13 @@ TEST(HostSpec, DefaultsForAdHocDevicesAndPerVmOverrides) {
   EXPECT_EQ(spec.vms[1].shutdown_timeout_ms, 5000);
   EXPECT_EQ(spec.vms[1].after, std::vector<std::string>{"dns"});
   EXPECT_EQ(spec.vms[1].template_path, "/srv/lab/sql1.xml");
+  // A VM the inventory does not list gets the host's settings.
+  const VmSpec other = spec.vm("scratch");
+  EXPECT_EQ(other.name, "scratch");
+  EXPECT_TRUE(other.allow_destroy);
+  EXPECT_TRUE(other.snapshot_before_destroy);
+  EXPECT_EQ(other.shutdown_timeout_ms, 60000);
+  EXPECT_EQ(spec.vm("sql1").shutdown_timeout_ms, 5000);
 }
 
 HostSpec seed() {

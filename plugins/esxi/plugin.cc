@@ -274,7 +274,7 @@ Result<sdk::Observation> observe(Connection& c, const sdk::Device& d) {
   o.facts["vms"] = json::object();
   int running = 0;
   for (const auto& v : *vms) {
-    o.facts["vms"][v.name] = vm_json(v);
+    o.facts["vms"][valid_utf8(v.name)] = vm_json(v);
     running += v.state == PowerState::Running;
   }
   o.health = {{"vms", vms->size()},
@@ -293,7 +293,8 @@ Result<sdk::Observation> observe(Connection& c, const sdk::Device& d) {
     for (const auto& v : *vms)
       if (!listed.count(v.name))
         o.findings.push_back({"warning", "unexpected-vm",
-                              "VM '" + v.name + "' (" + std::string(power_state_name(v.state)) +
+                              "VM '" + valid_utf8(v.name) + "' (" +
+                                  std::string(power_state_name(v.state)) +
                                   ") is on the host but not in the inventory"});
   }
   return o;
@@ -690,24 +691,19 @@ Result<sdk::VerbResult> EsxiPlugin::run_verb(sdk::DeviceContext& ctx, const sdk:
     r.data = json::array();
     for (const auto& v : *list) {
       json j = vm_json(v);
-      j["name"] = v.name;
+      j["name"] = valid_utf8(v.name);
       r.data.push_back(std::move(j));
     }
     r.text = vm_table(r.data);
     return r;
   }
-  const HostSpec spec = host_spec(d);
-  VmSpec settings;
-  for (const auto& s : spec.vms)
-    if (s.name == vm) settings = s;
+  const VmSpec settings = host_spec(d).vm(vm);
   Status done = [&]() -> Status {
     if (verb == "start")
       return with_connection(ctx, d, [&](Connection& c) { return start_vm(ctx, c, vm, 0); });
     if (verb == "stop") {
       StopPolicy p;
-      p.timeout_ms = settings.name.empty()
-                         ? d.params.value("shutdown-timeout", kDefaultShutdownTimeoutMs)
-                         : settings.shutdown_timeout_ms;
+      p.timeout_ms = settings.shutdown_timeout_ms;
       p.allow_destroy = settings.allow_destroy;
       p.snapshot_before_destroy = settings.snapshot_before_destroy;
       p.force = args.value("how", std::string("graceful")) == "force";

@@ -28,7 +28,7 @@ pugi::xml_node child(pugi::xml_node parent, std::string_view name) {
 }
 
 std::string child_text(pugi::xml_node parent, std::string_view name) {
-  return std::string(text::trim(child(parent, name).child_value()));
+  return valid_utf8(text::trim(child(parent, name).child_value()));
 }
 
 bool all_of(std::string_view s, std::string_view allowed) {
@@ -70,6 +70,13 @@ const char* kRequest =
     "</RetrieveServiceContent></soapenv:Body></soapenv:Envelope>";
 
 }  // namespace
+
+std::string valid_utf8(std::string_view text) {
+  // nlohmann's serializer already knows UTF-8: let it replace what is not, and read it back.
+  const nlohmann::json j = std::string(text);
+  return nlohmann::json::parse(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+      .get<std::string>();
+}
 
 std::string About::version_text() const {
   return build.empty() ? version : version + " build " + build;

@@ -36,6 +36,10 @@ struct About {
 // numeric (or absent) build is InvalidInput. Never throws; bounded by the input's size.
 Result<About> parse_about(std::string_view soap_response);
 
+// Text a host sent, as valid UTF-8 (each invalid byte becomes U+FFFD): what labctl prints and
+// stores as JSON must be, and a host's strings are not checked by anyone before.
+std::string valid_utf8(std::string_view text);
+
 // The scheme of a libvirt URI ("esx" for "esx://host/"), lower-case; "" when there is none.
 std::string uri_scheme(std::string_view uri);
 // Whether libvirt reaches this scheme through the vSphere API (esx, vpx, gsx).

@@ -100,6 +100,24 @@ TEST(ParseAbout, RefusesWhatIsNotAnAboutWithAVersion) {
   EXPECT_FALSE(parse_about(std::string(2u << 20, ' ')));
 }
 
+TEST(ParseAbout, TextThatIsNotUtf8IsReplacedNotPassedOn) {
+  // Found by the fuzzer: an invalid byte in apiType made the probe's JSON throw when printed.
+  auto a = parse_about(envelope(about("4.1.0", "260247"))
+                           .replace(envelope(about("4.1.0", "260247")).find("HostAgent"), 9,
+                                    "Host\x94"
+                                    "ent"));
+  ASSERT_TRUE(a) << a.error().message();
+  EXPECT_EQ(a->api_type,
+            "Host\xEF\xBF\xBD"
+            "ent");
+  EXPECT_NO_THROW((void)a->to_json().dump());
+  auto fault =
+      parse_about(envelope("<soapenv:Fault><faultstring>bad \xff</faultstring></soapenv:Fault>"));
+  ASSERT_FALSE(fault);
+  EXPECT_NO_THROW((void)nlohmann::json(fault.error().message()).dump());
+  EXPECT_EQ(valid_utf8("caf\xC3\xA9"), "caf\xC3\xA9");
+}
+
 TEST(VsphereEndpoint, FollowsTheLibvirtUri) {
   struct Case {
     std::string uri, url;
