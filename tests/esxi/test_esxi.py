@@ -30,7 +30,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
@@ -41,10 +40,11 @@ sys.path.insert(0, os.path.join(HERE, "..", "peers", "ipmi"))
 sys.path.insert(0, os.path.join(HERE, "..", "peers", "vcsim"))
 import bmc_sim  # noqa: E402
 import harness  # noqa: E402
+import lab as lablib  # noqa: E402
 import vcsim  # noqa: E402
 
 ARGS = None
-SANITIZER = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "Traceback", "terminate called")
+SANITIZER = lablib.SANITIZER
 SEED_VERSION, SEED_BUILD = "4.1.0", "260247"
 _vcsim_binary = None
 
@@ -78,44 +78,15 @@ SEED_VMS = """    vms:
 """
 
 
-class Lab:
-    """A temp dir with a state dir and an inventory; runs labctl and keeps what it printed."""
+class Lab(lablib.Lab):
+    """The shared lab, without the operator's libvirt settings, plus the plugin's call counts."""
 
     def __init__(self, prefix):
-        self.tmp = tempfile.mkdtemp(prefix=f"labctl-esxi-{prefix}-")
-        self.state = os.path.join(self.tmp, "state")
-        self.inv = os.path.join(self.tmp, "lab.yaml")
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("LABCTL_", "LIBVIRT_"))}
-        self.env.update(NO_COLOR="1", LABCTL_CATALOG=os.path.join(ARGS.source, "catalog", "catalog.yaml"))
-        self.printed = []
+        super().__init__(ARGS, f"esxi-{prefix}", site="esxi-test")
+        self.env = {k: v for k, v in self.env.items() if not k.startswith("LIBVIRT_")}
 
-    def write(self, devices, site="esxi-test"):
-        with open(self.inv, "w") as f:
-            f.write(f"version: 1\nsite: {site}\ndevices:\n" + devices)
-        return self.inv
-
-    def labctl(self, *args, timeout=120, check=None, env=None):
-        argv = [ARGS.labctl, "--state-dir", self.state, *[str(a) for a in args]]
-        try:
-            r = subprocess.run(argv, env=env or self.env, capture_output=True, text=True, timeout=timeout,
-                               stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired as e:
-            raise AssertionError(f"labctl {' '.join(map(str, args))}: no exit after {timeout} s: "
-                                 f"{e.stdout!r} {e.stderr!r}") from None
-        self.printed.append(r.stdout + r.stderr)
-        where = f"labctl {' '.join(map(str, args))}: exit {r.returncode}\n{r.stdout}\n{r.stderr}"
-        for bad in SANITIZER:
-            assert bad not in r.stderr, where
-        if check is not None:
-            assert r.returncode == check, where
-        return r
-
-    def json(self, *args, check=0, **kw):
-        r = self.labctl(*args, check=check, **kw)
-        try:
-            return json.loads(r.stdout)
-        except ValueError:
-            raise AssertionError(f"labctl {' '.join(map(str, args))}: not JSON:\n{r.stdout}\n{r.stderr}") from None
+    def labctl(self, *args, timeout=120, **kw):
+        return super().labctl(*args, timeout=timeout, **kw)
 
     def calls(self, device="esx1"):
         """The libvirt calls the last labctl process made for the device (the plugin's counts)."""
@@ -127,9 +98,6 @@ class Lab:
             os.unlink(os.path.join(self.state, "plugins", "esxi", "calls", f"{device}.json"))
         except FileNotFoundError:
             pass
-
-    def cleanup(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def writes(calls, call):
