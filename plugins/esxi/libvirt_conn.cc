@@ -428,7 +428,17 @@ Result<HostInfo> Connection::host() {
       if (!endpoint) return fail(endpoint.error());
       count("vim.RetrieveServiceContent", false);
       auto about = fetch_about(*endpoint, std::chrono::seconds(15));
-      if (!about) return fail(std::move(about.error()).context(uri_));
+      // A host libvirt reached but whose About is odd still has VMs to manage: only the build is
+      // lost then. One that stopped answering is another matter.
+      if (!about &&
+          (about.error().code() == Errc::Unreachable || about.error().code() == Errc::Timeout)) {
+        broken_ = true;
+        return fail(std::move(about.error()).context(uri_));
+      }
+      if (!about) {
+        h.about_error = about.error().message();
+        return h;
+      }
       about_ = std::move(*about);
     }
     h.about = about_;

@@ -53,6 +53,7 @@ struct HostInfo {
   std::string hv_version;  // virConnectGetVersion as major.minor.release ("6.5.0", "0.0.2")
   NodeInfo node;
   std::optional<About> about;  // vSphere hosts (esx://, vpx://): product, version and build
+  std::string about_error;     // why a vSphere host's About could not be read ("" = it was)
 };
 
 struct VmInfo {

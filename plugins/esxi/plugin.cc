@@ -281,6 +281,12 @@ Result<sdk::Observation> observe(Connection& c, const sdk::Device& d) {
               {"vms_running", running},
               {"cpus", host->node.cpus},
               {"memory_mib", mib(host->node.memory_kib)}};
+  if (!host->about_error.empty()) {
+    o.facts["about_error"] = host->about_error;
+    o.findings.push_back({"warning", "build-unknown",
+                          "the vSphere API did not say which build this is (" + host->about_error +
+                              "); the version is libvirt's " + host->hv_version});
+  }
   if (spec.no_verify)
     o.findings.push_back({"warning", "tls-not-verified",
                           "the TLS certificate of " + c.uri() +

@@ -395,6 +395,21 @@ class Vsphere(unittest.TestCase):
         self.assertIn("certificate", r.stderr)
         self.assertIn("no-verify: true", r.stderr)
 
+    def test_an_odd_about_loses_the_build_not_the_host(self):
+        with vcsim.start(vcsim_binary(), about_build="5969303-beta") as odd:
+            self.lab.write(f"""  - name: esx1
+    type: esxi
+    uri: {odd.uri}
+    no-verify: true
+    credentials: {{user: {vcsim.USER}, password: {{env: VCSIM_PW}}}}
+    unexpected-vms: ignore
+""")
+            info = self.lab.json("hypervisor", "-i", self.lab.inv, "esx1", "info", "--json")
+        self.assertEqual(info["version"], "6.5.0")  # libvirt's, without the build
+        self.assertIn("build-unknown", [f["code"] for f in info["findings"]])
+        self.assertIn("not a build number", info["facts"]["about_error"])
+        self.assertEqual(info["health"]["vms"], 2)
+
     def test_version_drift_is_audited_not_installed(self):
         self.lab.write(self.host(target="6.5.0", extra="    unexpected-vms: ignore\n"))
         report = self.lab.json("audit", self.lab.inv, "--format", "json", check=2)
