@@ -51,6 +51,11 @@ struct LocalAgentOptions {
   std::function<Result<std::vector<sdk::FirmwareImage>>(const inventory::Family&,
                                                         const inventory::Release&)>
       firmware;
+  // Another device's verb by its inventory name (DeviceContext::run_device_verb); unset:
+  // NotSupported.
+  std::function<Result<sdk::VerbResult>(const std::string& device, const std::string& verb,
+                                        const sdk::json& args)>
+      device_verb;
 };
 
 // The agent embedded in the labctl process: calls the registered plugins directly.

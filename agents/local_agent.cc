@@ -62,6 +62,11 @@ class LocalContext : public sdk::DeviceContext {
     }
     return info;
   }
+  Result<sdk::VerbResult> run_device_verb(const std::string& device, const std::string& verb,
+                                          const sdk::json& args) override {
+    if (!opt_.device_verb) return sdk::DeviceContext::run_device_verb(device, verb, args);
+    return opt_.device_verb(device, verb, args);
+  }
   void log(std::string_view message) override {
     // One write per message, so lines of devices worked on at once never interleave.
     std::string line = "labctl: " + device_.name + ": ";

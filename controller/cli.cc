@@ -429,6 +429,9 @@ struct DeviceVerbArgs {
   // A device outside any inventory (`labctl bmc --host H[:P] --user U --password-env V VERB`).
   std::string host, user, password_env, password_file;
   int cipher_suite = -1;
+  // A hypervisor outside any inventory (`labctl hypervisor --uri URI [--user U] VERB`).
+  std::string uri;
+  bool no_verify = false;
 };
 
 // `labctl phone doctor --log FILE`: what an in.tftpd syslog says about the phones it served.
@@ -497,11 +500,10 @@ std::string default_inventory() {
   return "/etc/labctl/inventory.yaml";
 }
 
-// An inventory of one device made from --host/--user/--password-env: the verbs of a BMC that
-// is in no inventory, as with ipmitool. The password never appears on the command line.
-std::optional<inventory::Inventory> adhoc_inventory(Context& ctx, const std::string& noun,
-                                                    DeviceVerbArgs& a) {
-  const std::string where = "labctl " + noun + " --host";
+// The real (not simulated) plugin that answers `noun` for a device in no inventory; and, since
+// such a command names no device, what parsed as NAME is the verb: `labctl bmc --host H info`.
+const sdk::Plugin* adhoc_plugin(Context& ctx, const std::string& noun, const std::string& where,
+                                DeviceVerbArgs& a) {
   const sdk::Plugin* plugin = nullptr;
   for (const auto& type : ctx.registry().types())
     if (auto* p = ctx.registry().find(type);
@@ -509,18 +511,32 @@ std::optional<inventory::Inventory> adhoc_inventory(Context& ctx, const std::str
       plugin = p;
   if (plugin == nullptr) {
     std::cerr << where << ": no plugin answers '" << noun << "' outside an inventory\n";
-    return std::nullopt;
+    return nullptr;
   }
+  if (!a.device.empty()) {
+    if (!a.verb.empty()) a.rest.insert(a.rest.begin(), a.verb);
+    a.verb = a.device;
+  }
+  return plugin;
+}
+
+json adhoc_secret(const DeviceVerbArgs& a) {
+  return a.password_env.empty() ? json{{"$secret", {{"file", a.password_file}}}}
+                                : json{{"$secret", {{"env", a.password_env}}}};
+}
+
+// An inventory of one device made from --host/--user/--password-env: the verbs of a BMC that
+// is in no inventory, as with ipmitool. The password never appears on the command line.
+std::optional<inventory::Inventory> adhoc_inventory(Context& ctx, const std::string& noun,
+                                                    DeviceVerbArgs& a) {
+  const std::string where = "labctl " + noun + " --host";
+  const sdk::Plugin* plugin = adhoc_plugin(ctx, noun, where, a);
+  if (plugin == nullptr) return std::nullopt;
   if (a.password_env.empty() == a.password_file.empty()) {
     std::cerr << where
               << ": give the password with exactly one of --password-env VAR or "
                  "--password-file FILE (never on the command line)\n";
     return std::nullopt;
-  }
-  // NAME is the verb here: `labctl bmc --host H info` parses "info" as the device name.
-  if (!a.device.empty()) {
-    if (!a.verb.empty()) a.rest.insert(a.rest.begin(), a.verb);
-    a.verb = a.device;
   }
   std::string host = a.host;
   std::int64_t port = 0;
@@ -543,10 +559,8 @@ std::optional<inventory::Inventory> adhoc_inventory(Context& ctx, const std::str
   d.name = host;
   d.type = plugin->type();
   d.ip = host;
-  json secret = a.password_env.empty() ? json{{"$secret", {{"file", a.password_file}}}}
-                                       : json{{"$secret", {{"env", a.password_env}}}};
   d.params["credentials"] = {{"user", a.user.empty() ? std::string("ADMIN") : a.user},
-                             {"password", secret}};
+                             {"password", adhoc_secret(a)}};
   if (port) d.params["port"] = port;
   if (a.cipher_suite >= 0) d.params["cipher-suite"] = a.cipher_suite;
   inv.devices.push_back(std::move(d));
@@ -554,14 +568,49 @@ std::optional<inventory::Inventory> adhoc_inventory(Context& ctx, const std::str
   return inv;
 }
 
+// A hypervisor in no inventory, from --uri [--user U --password-env VAR | --password-file F]
+// [--no-verify], checked as the plugin checks an inventory's.
+std::optional<inventory::Inventory> adhoc_hypervisor(Context& ctx, DeviceVerbArgs& a) {
+  const std::string where = "labctl hypervisor --uri";
+  if (!a.password_env.empty() && !a.password_file.empty()) {
+    std::cerr << where << ": give at most one of --password-env VAR and --password-file FILE\n";
+    return std::nullopt;
+  }
+  const sdk::Plugin* plugin = adhoc_plugin(ctx, "hypervisor", where, a);
+  if (plugin == nullptr) return std::nullopt;
+  inventory::Inventory inv;
+  inventory::Device d;
+  d.name = a.uri;
+  d.type = plugin->type();
+  d.params["uri"] = a.uri;
+  d.params["no-verify"] = a.no_verify;
+  d.params["unexpected-vms"] = "ignore";  // no inventory lists its VMs
+  if (!a.user.empty()) d.params["credentials"]["user"] = a.user;
+  if (!a.password_env.empty() || !a.password_file.empty())
+    d.params["credentials"]["password"] = adhoc_secret(a);
+  inventory::Diagnostics diags;
+  inventory::DeviceReport report(diags, where, d);
+  plugin->check_device(d, inv, report);
+  for (const auto& diag : diags.items())
+    std::cerr << where << ": " << diag.message << "\n";
+  if (diags.has_errors()) return std::nullopt;
+  a.device = d.name;
+  inv.devices.push_back(std::move(d));
+  return inv;
+}
+
 int cmd_device_verb(Context& ctx, const std::string& noun, DeviceVerbArgs a) {
   std::optional<inventory::Inventory> inv;
-  if (!a.host.empty()) {
+  if (!a.uri.empty() && noun == "hypervisor") {
+    inv = adhoc_hypervisor(ctx, a);
+  } else if (!a.host.empty()) {
     inv = adhoc_inventory(ctx, noun, a);
   } else {
     if (a.device.empty()) {
       std::cerr << "labctl " << noun << ": give a device name"
-                << (noun == "bmc" ? " (or --host H[:PORT] --user U --password-env VAR)" : "")
+                << (noun == "bmc"          ? " (or --host H[:PORT] --user U --password-env VAR)"
+                    : noun == "hypervisor" ? " (or --uri URI [--user U --password-env VAR])"
+                                           : "")
                 << "\n";
       return kExitError;
     }
@@ -1045,6 +1094,18 @@ int run_cli(int argc, char** argv) {
       sub->add_option("--password-file", args->password_file,
                       "with --host: a file (mode 0600) holding the password");
       sub->add_option("--cipher-suite", args->cipher_suite, "with --host: default 3");
+    }
+    if (noun == "hypervisor") {
+      sub->add_option("--uri", args->uri,
+                      "a hypervisor in no inventory: its libvirt URI (esx://HOST/, "
+                      "qemu:///system, test:///...); then NAME is the verb");
+      sub->add_option("--user", args->user, "with --uri: the user (esx://: default root)");
+      sub->add_option("--password-env", args->password_env,
+                      "with --uri: the environment variable holding the password");
+      sub->add_option("--password-file", args->password_file,
+                      "with --uri: a file (mode 0600) holding the password");
+      sub->add_flag("--no-verify", args->no_verify,
+                    "with --uri: do not verify the host's TLS certificate (a finding)");
     }
     if (noun == "phone") {
       sub->add_option("--log", args->log,

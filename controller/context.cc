@@ -62,6 +62,15 @@ agents::AgentSet& Context::agents(const inventory::Inventory& inv) {
     lo.catalog = inv.catalog.get();
     lo.cancel = &cancel_;
     lo.firmware = firmware;
+    // The inventory outlives the command that asked for its agents.
+    lo.device_verb = [this, inv = &inv](const std::string& name, const std::string& verb,
+                                        const sdk::json& args) -> Result<sdk::VerbResult> {
+      const inventory::Device* d = inv->device(name);
+      if (!d) return fail(Errc::NotFound, "no device '" + name + "' in " + inv->file);
+      auto agent = agents_->for_device(*d);
+      if (!agent) return fail(agent.error());
+      return (*agent)->run_verb(*d, verb, args);
+    };
     agents_ =
         std::make_unique<agents::AgentSet>(std::make_unique<agents::LocalAgent>(registry_, lo));
     if (!inv.agents.empty()) {

@@ -518,6 +518,16 @@ json Loader::value(const YAML::Node& n, const KeySpec& spec, const std::string& 
     }
     case Kind::Map:
       return map_value(n, spec.fields, spec.open, pointer, dev, what);
+    case Kind::Path: {
+      auto s = text(n, what);
+      if (!s) return nullptr;
+      if (s->empty()) {
+        err(m, what + ": empty path");
+        return nullptr;
+      }
+      const fs::path p(*s);
+      return (p.is_absolute() ? p : base_ / p).lexically_normal().string();
+    }
   }
   return nullptr;
 }

@@ -39,6 +39,7 @@ class FakeSchemas : public SchemaSource {
                                              key::string("vlan")})),
         key::open_map("extra"),
         key::map("nested", {key::string("a").req(), key::integer("b").defaults(7)}),
+        key::path("file"),
     };
     gadget_.type = "gadget";
     gadget_.capabilities = {"storage"};
@@ -176,6 +177,24 @@ TEST(Loader, DurationsAreMilliseconds) {
   auto bad = load(kHeader + "devices:\n  - {name: w, type: widget, timeout: 5 minutes}\n", schemas);
   EXPECT_FALSE(bad.inventory);
   EXPECT_NE(find_diag(bad, "'5 minutes' is not a duration"), nullptr) << all_diags(bad);
+}
+
+TEST(Loader, PathsResolveAgainstTheInventoryDirectory) {
+  FakeSchemas schemas;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"vm.xml", "/srv/lab/vm.xml"},
+      {"templates/../xml/vm.xml", "/srv/lab/xml/vm.xml"},
+      {"/etc/labctl/vm.xml", "/etc/labctl/vm.xml"}};
+  for (const auto& [text, want] : cases) {
+    auto r = load(kHeader + "devices:\n  - {name: w, type: widget, file: " + text + "}\n", schemas);
+    ASSERT_TRUE(r.inventory) << text << "\n" << all_diags(r);
+    EXPECT_EQ(r.inventory->devices[0].params["file"], want) << text;
+  }
+  auto bad = load(kHeader + "devices:\n  - {name: w, type: widget, file: \"\"}\n", schemas);
+  EXPECT_FALSE(bad.inventory);
+  const Diagnostic* d = find_diag(bad, "'file': empty path");
+  ASSERT_NE(d, nullptr) << all_diags(bad);
+  EXPECT_EQ(d->mark.line, 4);
 }
 
 TEST(Loader, MarksPointAtValues) {

@@ -28,6 +28,8 @@ std::string_view kind_name(Kind k) {
       return "list";
     case Kind::Map:
       return "mapping";
+    case Kind::Path:
+      return "file path";
   }
   return "value";
 }
@@ -90,6 +92,9 @@ KeySpec open_map(std::string name) {
   auto k = make(std::move(name), Kind::Map);
   k.open = true;
   return k;
+}
+KeySpec path(std::string name) {
+  return make(std::move(name), Kind::Path);
 }
 }  // namespace key
 

@@ -27,6 +27,7 @@ enum class Kind {
   Duration,   // "90s", "5m", "1h", "250ms" or a plain number of seconds; stored as milliseconds
   List,       // a sequence of `item`; min/max bound the count
   Map,        // a mapping with `fields`; `open` allows keys not listed
+  Path,  // a file path; relative paths resolve against the inventory's directory (stored absolute)
 };
 
 std::string_view kind_name(Kind k);  // "string", "integer", ...
@@ -82,6 +83,7 @@ KeySpec duration(std::string name);
 KeySpec list(std::string name, KeySpec item);
 KeySpec map(std::string name, std::vector<KeySpec> fields);
 KeySpec open_map(std::string name);
+KeySpec path(std::string name);
 }  // namespace key
 
 // A device type's schema: its keys (beyond the common ones every device has) and what it can do.

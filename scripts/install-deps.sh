@@ -14,6 +14,7 @@ TEST_PKGS=(
   python3 python3-jsonschema python3-yaml python3-croniter python3-cryptography openssl util-linux openipmi ipmitool freeipmi-tools libvirt-clients curl tftp-hpa atftp tftpd-hpa
   dnsmasq-base busybox isc-dhcp-client dhcpcd5 iproute2 kea-admin kea-dhcp4-server isc-dhcp-server sip-tester tshark
   prometheus systemd sqlite3 sg3-utils cron
+  golang-go golang-github-vmware-govmomi-dev
 )
 
 want=("${BUILD_PKGS[@]}")

@@ -294,7 +294,7 @@ Result<PkiReport> init_pki(const PkiOptions& o) {
         "\n"
         "# limits (defaults shown)\n"
         "# max-body: 1MiB\n"
-        "# rate: 200        # requests per second per client address, with a burst of twice that\n";
+        "# rate: 2000       # requests per second per client address, with a burst of twice that\n";
     if (auto s = write_file(o.dir / (name + ".yaml"), yaml, 0644); !s) return fail(s.error());
     report.written.push_back(o.dir / (name + ".yaml"));
   }

@@ -132,6 +132,9 @@ Result<RemoteAgent::Http> RemoteAgent::exchange(const std::string& method, const
                                                 const std::atomic<bool>* cancel,
                                                 std::chrono::steady_clock::time_point deadline) {
   const int attempts = std::max(1, opt_.retries);
+  // Answers 429 are waited out, up to about a minute in all.
+  constexpr int kMaxThrottled = 100;
+  int throttled = 0;
   for (int attempt = 1;; ++attempt) {
     {
       std::lock_guard lock(counters_mu_);
@@ -215,6 +218,14 @@ Result<RemoteAgent::Http> RemoteAgent::exchange(const std::string& method, const
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, nullptr);
     curl_slist_free_all(headers);
     pool_->give(c);
+    if (rc == CURLE_OK && status == 429 && throttled < kMaxThrottled) {
+      // The agent's rate limit: the call was not carried out, so it is always safe to repeat.
+      ++throttled;
+      --attempt;
+      if (!pause(std::chrono::milliseconds(50 + 50 * std::min(throttled, 20)), opt_.cancel, cancel))
+        return fail(Errc::Cancelled, where() + ": cancelled");
+      continue;
+    }
     if (rc == CURLE_OK) {
       if (on_line && !t.pending.empty()) on_line(t.pending);
       return Http{status, std::move(t.body)};

@@ -428,6 +428,19 @@ class AgentServer::Impl {
     o.firmware = [this](const inventory::Family& f, const inventory::Release& rel) {
       return firmware(f, rel);
     };
+    // Another device's verb (a hypervisor powering its host through the host's BMC): served
+    // here when that device is this agent's too; the controller reaches the others.
+    o.device_verb = [this, l = next.get()](const std::string& name, const std::string& verb,
+                                           const json& args) -> Result<sdk::VerbResult> {
+      const auto* d = l->inv.device(name);
+      if (d == nullptr)
+        return fail(Errc::NotFound, "no device '" + name + "' in the configuration");
+      if (d->agent != cfg.name)
+        return fail(Errc::NotSupported, "device '" + name + "' is served by agent '" + d->agent +
+                                            "', not by '" + cfg.name +
+                                            "': put both devices on one agent");
+      return l->agent->run_verb(*d, verb, args);
+    };
     next->agent = std::make_unique<LocalAgent>(registry, std::move(o));
 
     // The services follow the configuration: the old ones stop (their ports and the state
@@ -580,9 +593,13 @@ void AgentServer::Impl::routes() {
     if (!allow(req.remote_addr)) {
       send_error(res, Error(Errc::Unreachable, "too many requests; slow down"), 429);
       res.set_header("Retry-After", "1");
+      // Answered before the request's body was read: the connection cannot carry another
+      // request, or the unread body would be taken for one.
+      res.set_header("Connection", "close");
       return httplib::Server::HandlerResponse::Handled;
     }
     const auto v = path_version(req.path);
+    if (!v || *v != kApiVersion) res.set_header("Connection", "close");  // the body is unread
     if (!v) {
       send_error(res, Error(Errc::NotFound, "not an agent API path (they start with /v1/)"), 404);
       return httplib::Server::HandlerResponse::Handled;

@@ -30,7 +30,7 @@ struct AgentConfig {
   std::filesystem::path controller;  // pinned client certificate; empty: any of the CA's
   std::filesystem::path state_dir;
   std::size_t max_body = 1u << 20;  // JSON calls; firmware blobs have their own limit
-  double rate = 200;                // requests per second per client address (burst: 2x)
+  double rate = 2000;               // requests per second per client address (burst: 2x)
   int threads = 64;                 // HTTP worker threads (one per running step, plus calls)
   // Tests move the services off the privileged ports.
   int dhcp_port = 67;

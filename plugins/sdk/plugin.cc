@@ -40,6 +40,12 @@ TftpServiceInfo DeviceContext::tftp_service(const Device&) const {
   return {};
 }
 
+Result<VerbResult> DeviceContext::run_device_verb(const std::string& device,
+                                                  const std::string& verb, const json&) {
+  return fail(Errc::NotSupported, "cannot run '" + verb + "' on device '" + device +
+                                      "' from here (no inventory in this context)");
+}
+
 json Step::to_json() const {
   return {{"key", key},       {"action", action},
           {"title", title},   {"reason", reason},

@@ -87,6 +87,8 @@ struct FirmwareImage {
   std::filesystem::path path;  // the store's blob (read-only; never modify it)
 };
 
+struct VerbResult;
+
 struct TftpServiceInfo {
   std::filesystem::path event_log;  // its JSON event log; empty when the device has no segment
   bool running = false;             // a `labctl serve` runs now and serves the segment
@@ -116,6 +118,11 @@ class DeviceContext {
                                                              const inventory::Release& release);
   // The TFTP service of the device's segment, as `labctl serve` runs it.
   virtual TftpServiceInfo tftp_service(const Device& device) const;
+  // Runs a verb of another device of the inventory, named `device`, through the agent that serves
+  // it: a hypervisor powers its host through the host's BMC without knowing the BMC's type.
+  // NotSupported where the context has no inventory (the default).
+  virtual Result<VerbResult> run_device_verb(const std::string& device, const std::string& verb,
+                                             const json& args);
 };
 
 // A per-device CLI verb: `labctl bmc server1 power cycle`.

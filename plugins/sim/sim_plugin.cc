@@ -1,10 +1,8 @@
 #include "plugins/sim/sim_plugin.h"
 
 #include <algorithm>
-#include <map>
-#include <set>
 
-#include "common/text.h"
+#include "plugins/sdk/vm_list.h"
 #include "plugins/sim/sim_state.h"
 
 namespace labctl::sim {
@@ -170,44 +168,6 @@ sdk::Step step(std::string key, std::string action, std::string title, std::stri
   return s;
 }
 
-// Orders VMs so that every VM comes after the VMs it lists in `after` (inventory order
-// otherwise); names that are not VMs of the host do not hold a VM back. VMs in a cycle are
-// appended last in inventory order and, when `stuck` is given, listed there (check_device refuses
-// such inventories, so planning never sees them).
-std::vector<const json*> vm_order(const json& vms, std::vector<const json*>* stuck = nullptr) {
-  std::vector<const json*> out;
-  std::set<std::string> placed, names;
-  std::vector<const json*> pending;
-  for (const auto& v : vms) {
-    pending.push_back(&v);
-    names.insert(v.value("name", ""));
-  }
-  while (!pending.empty()) {
-    bool progress = false;
-    for (auto it = pending.begin(); it != pending.end();) {
-      bool ready = true;
-      for (const auto& a : (*it)->value("after", json::array()))
-        if (a.is_string() && names.count(a.get<std::string>()) &&
-            !placed.count(a.get<std::string>()))
-          ready = false;
-      if (ready) {
-        placed.insert((*it)->value("name", ""));
-        out.push_back(*it);
-        it = pending.erase(it);
-        progress = true;
-      } else {
-        ++it;
-      }
-    }
-    if (!progress) {
-      if (stuck) *stuck = pending;
-      out.insert(out.end(), pending.begin(), pending.end());
-      break;
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 SimPlugin::SimPlugin(Kind kind) : kind_(kind), schema_(make_schema(kind)) {}
@@ -228,35 +188,8 @@ std::string_view SimPlugin::cli_noun() const {
 
 void SimPlugin::check_device(const sdk::Device& d, const sdk::Inventory&,
                              inventory::DeviceReport& report) const {
-  if (kind_ != Kind::Hypervisor) return;
-  const json vms = d.params.value("vms", json::array());
-  std::map<std::string, std::size_t> index;
-  for (std::size_t i = 0; i < vms.size(); ++i) {
-    const std::string name = vms[i].value("name", "");
-    if (!index.emplace(name, i).second)
-      report.error("/vms/" + std::to_string(i) + "/name", "VM '" + name + "' is listed twice");
-  }
-  for (std::size_t i = 0; i < vms.size(); ++i) {
-    const json after = vms[i].value("after", json::array());
-    for (std::size_t j = 0; j < after.size(); ++j) {
-      const std::string a = after[j].is_string() ? after[j].get<std::string>() : "";
-      if (!index.count(a))
-        report.error("/vms/" + std::to_string(i) + "/after/" + std::to_string(j),
-                     "VM '" + vms[i].value("name", "") + "' starts after '" + a +
-                         "', which is not a VM of this host");
-    }
-  }
-  // VMs that can never be placed in start order wait for each other (unknown names are
-  // reported above and do not hold a VM back).
-  std::vector<const json*> stuck;
-  vm_order(vms, &stuck);
-  if (!stuck.empty()) {
-    std::vector<std::string> names;
-    for (const json* v : stuck)
-      names.push_back(v->value("name", ""));
-    report.error("/vms/" + std::to_string(index[names.front()]) + "/after",
-                 "VMs wait for each other in a cycle: " + text::join_list(names, ", "));
-  }
+  if (kind_ == Kind::Hypervisor)
+    sdk::check_vm_list(d.params.value("vms", json::array()), "/vms", report);
 }
 
 Result<std::vector<sdk::Step>> SimPlugin::hop_steps(const sdk::Device& d,
@@ -329,7 +262,7 @@ std::vector<sdk::Step> SimPlugin::reconcile_steps(
   if (kind_ == Kind::Hypervisor) {
     const json have = obs.facts.value("vms", json::object());
     const json wanted = d.params.value("vms", json::array());
-    for (const json* vm : vm_order(wanted)) {
+    for (const json* vm : sdk::vm_start_order(wanted)) {
       const std::string name = vm->value("name", "");
       const std::string want = vm->value("state", "running");
       const bool exists = have.contains(name);

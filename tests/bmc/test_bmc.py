@@ -32,9 +32,7 @@ import re
 import secrets
 import shutil
 import string
-import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
@@ -45,6 +43,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "peers", "ipmi"))
 import bmc_sim  # noqa: E402
 import aten  # noqa: E402
 import harness  # noqa: E402
+import lab as lablib  # noqa: E402
 
 ARGS = None
 User = bmc_sim.User
@@ -54,7 +53,6 @@ IPMITOOL_PRIV = {"ADMINISTRATOR": "administrator", "OPERATOR": "operator", "USER
                  "CALLBACK": "callback", "NO ACCESS": "no-access"}
 IPMITOOL_SOURCE = {"Static Address": "static", "DHCP Address": "dhcp", "Unspecified": "unspecified",
                    "BIOS Assigned Address": "bios", "Other": "other"}
-SANITIZER = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "Traceback", "terminate called")
 
 
 def has(tool):
@@ -108,58 +106,9 @@ def bmc_device(name, port, user, var, lan=None, extra=""):
     return text + extra
 
 
-class Lab:
-    """A temp dir with a state dir and an inventory; runs labctl with the secrets in its
-    environment and keeps everything labctl printed (for the password checks)."""
-
+class Lab(lablib.Lab):
     def __init__(self, prefix):
-        self.tmp = tempfile.mkdtemp(prefix=f"labctl-bmc-{prefix}-")
-        self.state = os.path.join(self.tmp, "state")
-        self.inv = os.path.join(self.tmp, "lab.yaml")
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("LABCTL_")}
-        self.env.update(NO_COLOR="1", LABCTL_CATALOG=os.path.join(ARGS.source, "catalog", "catalog.yaml"))
-        self.printed = []
-
-    def write(self, *devices, site="bmc-test", path=None):
-        path = path or self.inv
-        with open(path, "w") as f:
-            f.write(f"version: 1\nsite: {site}\ndevices:\n" + "".join(devices))
-        return path
-
-    def labctl(self, *args, timeout=60, check=None, env=None):
-        argv = [ARGS.labctl, "--state-dir", self.state, *[str(a) for a in args]]
-        try:
-            r = subprocess.run(argv, env=env or self.env, capture_output=True, text=True, timeout=timeout,
-                               stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired as e:
-            raise AssertionError(f"labctl {' '.join(map(str, args))}: no exit after {timeout} s: "
-                                 f"{e.stdout!r} {e.stderr!r}") from None
-        self.printed.append(r.stdout + r.stderr)
-        where = f"labctl {' '.join(map(str, args))}: exit {r.returncode}\n{r.stdout}\n{r.stderr}"
-        for bad in SANITIZER:
-            assert bad not in r.stderr, where
-        if check is not None:
-            assert r.returncode == check, where
-        return r
-
-    def json(self, *args, check=0, **kw):
-        r = self.labctl(*args, check=check, **kw)
-        try:
-            return json.loads(r.stdout)
-        except ValueError:
-            raise AssertionError(f"labctl {' '.join(map(str, args))}: not JSON:\n{r.stdout}\n{r.stderr}") from None
-
-    def assert_secret_kept(self, tc, secret):
-        """The secret is in nothing labctl printed and in no file of the state dir."""
-        for out in self.printed:
-            tc.assertNotIn(secret, out)
-        for root, _, files in os.walk(self.state):
-            for fn in files:
-                with open(os.path.join(root, fn), "rb") as f:
-                    tc.assertNotIn(secret.encode(), f.read(), os.path.join(root, fn))
-
-    def cleanup(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        super().__init__(ARGS, f"bmc-{prefix}", site="bmc-test")
 
 
 def requirements():

@@ -256,7 +256,7 @@ class Cli(unittest.TestCase):
 
     # the rest of the contract ------------------------------------------------------------------
     def test_unavailable_commands_say_so(self):
-        for args in (["firmware", "fetch"], ["agent", "init"]):
+        for args in (["firmware", "fetch"],):
             code, out, err = self.run_labctl(*args)
             self.assertEqual(code, 3, args)
             self.assertIn("not available in this build yet", err, args)
