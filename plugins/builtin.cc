@@ -1,5 +1,6 @@
 // The explicit list of plugins built into labctl. Add a plugin here, nowhere else.
 #include "plugins/cisco_phone/plugin.h"
+#include "plugins/optical_drive/plugin.h"
 #include "plugins/registry.h"
 #include "plugins/sim/sim_plugin.h"
 #include "plugins/supermicro_bmc/plugin.h"
@@ -11,6 +12,7 @@ void register_builtin_plugins(Registry& registry) {
     registry.add(std::make_unique<sim::SimPlugin>(kind));
   registry.add(std::make_unique<cisco_phone::CiscoPhonePlugin>());
   registry.add(std::make_unique<supermicro_bmc::SupermicroBmcPlugin>());
+  registry.add(std::make_unique<optical_drive::OpticalDrivePlugin>());
 }
 
 }  // namespace labctl::plugins
