@@ -23,6 +23,7 @@
 #include "controller/apply.h"
 #include "controller/audit.h"
 #include "controller/context.h"
+#include "controller/drive_commands.h"
 #include "controller/firmware_commands.h"
 #include "controller/net_commands.h"
 #include "controller/plan_output.h"
@@ -428,6 +429,10 @@ struct DeviceVerbArgs {
   // A device outside any inventory (`labctl bmc --host H[:P] --user U --password-env V VERB`).
   std::string host, user, password_env, password_file;
   int cipher_suite = -1;
+  // A drive outside any inventory (`labctl drive --device /dev/sg1 VERB`), consent to flash it,
+  // and where `labctl drive scan` reads sysfs.
+  std::string device_path, sysfs;
+  bool accept_brick_risk = false;
 };
 
 // `labctl phone doctor --log FILE`: what an in.tftpd syslog says about the phones it served.
@@ -557,10 +562,18 @@ int cmd_device_verb(Context& ctx, const std::string& noun, DeviceVerbArgs a) {
   std::optional<inventory::Inventory> inv;
   if (!a.host.empty()) {
     inv = adhoc_inventory(ctx, noun, a);
+  } else if (!a.device_path.empty()) {
+    // NAME is the verb here, as with --host.
+    if (!a.device.empty()) {
+      if (!a.verb.empty()) a.rest.insert(a.rest.begin(), a.verb);
+      a.verb = a.device;
+    }
+    inv = adhoc_drive_inventory(ctx, a.device_path, a.device);
   } else {
     if (a.device.empty()) {
       std::cerr << "labctl " << noun << ": give a device name"
                 << (noun == "bmc" ? " (or --host H[:PORT] --user U --password-env VAR)" : "")
+                << (noun == "drive" ? " (or --device /dev/sgN; labctl drive scan lists them)" : "")
                 << "\n";
       return kExitError;
     }
@@ -640,6 +653,7 @@ int cmd_device_verb(Context& ctx, const std::string& noun, DeviceVerbArgs a) {
               << a.rest[i] << "'\n";
     return kExitError;
   }
+  if (a.accept_brick_risk) args["accept_brick_risk"] = true;
   auto agent = ctx.agents(*inv).for_device(*dev);
   if (!agent) {
     std::cerr << "labctl " << noun << " " << dev->name << ": " << agent.error().message() << "\n";
@@ -1021,7 +1035,9 @@ int run_cli(int argc, char** argv) {
        "cycle)"},
       {"phone", "an IP phone: info, doctor, ..."},
       {"hypervisor", "a hypervisor host: info, vms, start, stop, snapshot"},
-      {"drive", "an optical drive: identify, audit, flash"},
+      {"drive",
+       "an optical drive: scan, identify, audit, flash (labctl drive NAME flash FILE "
+       "--accept-brick-risk; labctl drive --device /dev/sgN identify)"},
   };
   std::vector<std::pair<CLI::App*, std::unique_ptr<DeviceVerbArgs>>> noun_cmds;
   for (const auto& n : nouns) {
@@ -1045,6 +1061,14 @@ int run_cli(int argc, char** argv) {
                       "with --host: a file (mode 0600) holding the password");
       sub->add_option("--cipher-suite", args->cipher_suite, "with --host: default 3");
     }
+    if (noun == "drive") {
+      sub->add_option("--device", args->device_path,
+                      "a drive in no inventory: /dev/sgN, /dev/srN (or emulator:SOCKET); then NAME "
+                      "is the verb");
+      sub->add_flag("--accept-brick-risk", args->accept_brick_risk,
+                    "with flash: consent to write firmware (a failed flash can brick the drive)");
+      sub->add_option("--sysfs", args->sysfs, "with scan: the sysfs to read (default /sys)");
+    }
     if (noun == "phone") {
       sub->add_option("--log", args->log,
                       "with NAME 'doctor': explain an in.tftpd syslog (labctl phone doctor --log "
@@ -1052,6 +1076,11 @@ int run_cli(int argc, char** argv) {
       sub->add_option("--year", args->year, "the year of the log's BSD timestamps (default: now)");
     }
     sub->callback([&outcome, &context, raw, noun] {
+      if (noun == "drive" && raw->device == "scan" && raw->verb.empty() &&
+          raw->device_path.empty()) {
+        outcome.code = cmd_drive_scan(raw->sysfs, raw->json);
+        return;
+      }
       if (noun == "phone" && raw->device == "doctor" && raw->verb.empty()) {
         if (raw->log.empty()) {
           std::cerr << "labctl phone doctor: give --log FILE (an in.tftpd syslog), or a phone: "

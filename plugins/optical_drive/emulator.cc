@@ -292,21 +292,25 @@ Outcome DriveEmulator::handle(const Command& c, Clock::time_point now) {
   const std::string key = command_key(opcode);
   counts_[key] = counts_.value(key, 0) + 1;
   dirty_ = true;
+  // Every matching fault counts the command; the first one whose turn it is acts.
+  Fault* hit = nullptr;
   for (auto& f : config_.faults) {
     if (f.on != "any" && f.on != key) continue;
     if (f.mode >= 0 &&
         !(opcode == s::kWriteBuffer && c.cdb.size() >= 2 && (c.cdb[1] & 0x1F) == f.mode))
       continue;
     ++f.seen;
-    if (f.seen < f.nth || f.seen >= f.nth + f.times) continue;
-    if (f.action == "check-condition") return check(f.key, f.asc, f.ascq);
-    if (f.action == "timeout") {
+    if (!hit && f.seen >= f.nth && f.seen < f.nth + f.times) hit = &f;
+  }
+  if (hit) {
+    if (hit->action == "check-condition") return check(hit->key, hit->asc, hit->ascq);
+    if (hit->action == "timeout") {
       Outcome o;
       o.effect = Effect::Hang;
-      o.hang_ms = f.hang_ms;
+      o.hang_ms = hit->hang_ms;
       return o;
     }
-    Outcome o = f.after ? answer(c, now) : Outcome{};
+    Outcome o = hit->after ? answer(c, now) : Outcome{};
     o.effect = Effect::Vanish;
     return o;
   }
@@ -501,7 +505,7 @@ Result<TestMicrocode> parse_test_microcode(s::ByteView d) {
 
 Result<Response> InProcessTransport::execute(const Command& c) {
   if (gone_) return fail(Errc::Unreachable, path_ + ": the drive is gone");
-  Outcome o = emulator_->handle(c);
+  Outcome o = emulator_->handle(c, clock());
   switch (o.effect) {
     case Effect::Reply:
       return o.response;

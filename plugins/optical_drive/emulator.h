@@ -27,6 +27,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <set>
 #include <string>
@@ -146,8 +147,8 @@ struct TestMicrocode {
 Result<TestMicrocode> parse_test_microcode(scsi::ByteView image);
 
 // A Transport that hands every command to an in-process DriveEmulator (unit tests): a hang is a
-// Timeout at once, a vanish is Unreachable for this and every later command until `revive()`
-// builds a new emulator from the old one's saved state (a power cycle).
+// Timeout at once, a vanish is Unreachable for this and every later command (a power cycle is a
+// new DriveEmulator from the old one's state()). `clock` lets a test move time.
 class InProcessTransport : public Transport {
  public:
   explicit InProcessTransport(DriveEmulator& emulator, std::string path = "emulator:in-process")
@@ -155,6 +156,7 @@ class InProcessTransport : public Transport {
   const std::string& path() const override { return path_; }
   Result<Response> execute(const Command& command) override;
   bool gone() const { return gone_; }
+  std::function<Clock::time_point()> clock = [] { return Clock::now(); };
 
  private:
   DriveEmulator* emulator_;

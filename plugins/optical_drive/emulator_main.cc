@@ -11,37 +11,25 @@
 // once, the way a drive drops off the bus. The process serves one connection at a time and runs
 // until SIGTERM or SIGINT.
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
+#include <atomic>
 #include <fstream>
 #include <iostream>
 #include <sstream>
-#include <thread>
 
 #include <CLI/CLI.hpp>
 
 #include "plugins/optical_drive/emulator.h"
-#include "plugins/optical_drive/emulator_wire.h"
+#include "plugins/optical_drive/emulator_server.h"
 #include "plugins/sim/sim_state.h"
 
 namespace {
 
-using labctl::optical_drive::Clock;
-using labctl::optical_drive::Command;
 using labctl::optical_drive::DriveEmulator;
-using labctl::optical_drive::Effect;
 using labctl::optical_drive::EmulatorConfig;
 using labctl::optical_drive::Fault;
-namespace wire = labctl::optical_drive::wire;
 using nlohmann::json;
-
-// Waits for a stream's answer this long at most; a client that sends half a frame and stops is
-// dropped, so it cannot hold the drive forever.
-constexpr auto kIdleLimit = std::chrono::seconds(120);
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path);
@@ -69,61 +57,11 @@ std::optional<std::vector<std::uint8_t>> parse_hex(const std::string& text) {
   return out;
 }
 
-class Server {
- public:
-  Server(DriveEmulator& drive, std::string state_file)
-      : drive_(drive), state_file_(std::move(state_file)) {}
+std::atomic<bool> g_stop{false};
 
-  void save() {
-    if (state_file_.empty() || !drive_.take_dirty()) return;
-    if (auto s = labctl::sim::save_state(state_file_, drive_.state()); !s)
-      std::cerr << "labctl-drive-emulator: " << s.error().message() << "\n";
-  }
-
-  // Serves one connection until it closes. Returns false when the drive vanished.
-  bool serve(int fd) {
-    for (;;) {
-      auto body = wire::read_frame(fd, Clock::now() + kIdleLimit);
-      if (!body) return true;  // closed, reset, idle or garbage: drop the connection
-      auto req = wire::decode_request(*body);
-      if (!req) {
-        std::cerr << "labctl-drive-emulator: " << req.error().message() << "\n";
-        return true;
-      }
-      wire::Reply reply;
-      if (req->kind == wire::Kind::Control) {
-        const json j = json::parse(req->control, nullptr, false);
-        reply.kind = wire::Kind::Control;
-        reply.control = (j.is_discarded() ? json{{"error", "not JSON"}} : drive_.control(j)).dump();
-        save();
-      } else {
-        Command c;
-        c.cdb = req->cdb;
-        c.direction = req->direction;
-        c.data_out = req->data_out;
-        c.data_in_length = req->data_in_length;
-        c.timeout = std::chrono::milliseconds(req->timeout_ms);
-        auto o = drive_.handle(c);
-        save();
-        if (o.effect == Effect::Vanish) return false;
-        if (o.effect == Effect::Hang) {
-          // The command is lost: the drive never completes it; the initiator times out.
-          std::this_thread::sleep_for(std::chrono::milliseconds(o.hang_ms));
-          return true;
-        }
-        reply.status = o.response.status;
-        reply.sense = std::move(o.response.sense);
-        reply.residual = static_cast<std::uint32_t>(std::max<std::int64_t>(o.response.residual, 0));
-        reply.data = std::move(o.response.data);
-      }
-      if (!wire::write_frame(fd, wire::encode(reply), Clock::now() + kIdleLimit)) return true;
-    }
-  }
-
- private:
-  DriveEmulator& drive_;
-  std::string state_file_;
-};
+void on_signal(int) {
+  g_stop.store(true);
+}
 
 }  // namespace
 
@@ -197,39 +135,17 @@ int main(int argc, char** argv) {
     saved = *s;
   }
   DriveEmulator drive(*cfg, saved);
-  Server server(drive, state_file);
-  server.save();
-
-  ::signal(SIGPIPE, SIG_IGN);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (socket_path.size() >= sizeof addr.sun_path) {
-    std::cerr << "labctl-drive-emulator: socket path too long\n";
-    return 2;
-  }
-  std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
-  ::unlink(socket_path.c_str());
-  const int lfd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (lfd < 0 || ::bind(lfd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::listen(lfd, 16) != 0) {
-    std::cerr << "labctl-drive-emulator: " << socket_path << ": " << std::strerror(errno) << "\n";
+  auto server = labctl::optical_drive::EmulatorServer::listen(socket_path);
+  if (!server) {
+    std::cerr << "labctl-drive-emulator: " << server.error().message() << "\n";
     return 1;
   }
+  ::signal(SIGPIPE, SIG_IGN);
+  ::signal(SIGTERM, on_signal);
+  ::signal(SIGINT, on_signal);
   std::cout << "labctl-drive-emulator: listening on " << socket_path << " (pid " << ::getpid()
             << ")" << std::endl;
-  for (;;) {
-    const int fd = ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EINTR) continue;
-      std::cerr << "labctl-drive-emulator: accept: " << std::strerror(errno) << "\n";
-      return 1;
-    }
-    const bool alive = server.serve(fd);
-    ::close(fd);
-    if (!alive) {
-      // The drive dropped off the bus: nobody answers until a new emulator (a power cycle).
-      ::unlink(socket_path.c_str());
-      std::_Exit(70);
-    }
-  }
+  // A vanished drive ends the process at once, the way a drive drops off the bus.
+  if ((*server)->run(drive, state_file, g_stop)) std::_Exit(70);
+  return 0;
 }
