@@ -865,9 +865,14 @@ int run_cli(int argc, char** argv) {
       "list", "what the store holds: bundles, their files, the pinned checksums");
   fw_list->add_flag("--json", fw_json, "as JSON (docs/firmware-store.md)");
   fw_list->callback([&] { outcome.code = cmd_firmware_list(context(), fw_json); });
-  firmware->add_subcommand("fetch", "download catalog firmware from its mirrors")->callback([&] {
-    outcome.code = unavailable("firmware fetch", "mirror downloads arrive with the firmware store");
-  });
+  auto* fw_fetch = firmware->add_subcommand(
+      "fetch",
+      "download catalog files from their mirrors (resuming interrupted downloads), check them "
+      "against the catalog or the pin, and import them");
+  fw_fetch->add_option("files", fw_files,
+                       "catalog file names or FAMILY@VERSION (default: every file with a mirror)");
+  fw_fetch->add_flag("--json", fw_json, "as JSON (docs/firmware-store.md)");
+  fw_fetch->callback([&] { outcome.code = cmd_firmware_fetch(context(), fw_files, fw_json); });
   auto* fw_verify = firmware->add_subcommand(
       "verify",
       "re-hash the store's files against its index; with arguments, check files on disk (or "
