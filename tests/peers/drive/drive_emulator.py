@@ -163,6 +163,7 @@ def start(binary, directory=None, revision="1.01", reboot_ms=300, medium=None, s
           product=None, faults=(), inquiry_hex=None, extra=()):
     """Starts one emulated drive in `directory` (a fresh temp dir by default)."""
     directory = directory or tempfile.mkdtemp(prefix="labctl-drive-")
+    os.makedirs(directory, exist_ok=True)
     args = ["--revision", revision, "--reboot-ms", str(reboot_ms)]
     if medium:
         args += ["--medium", medium]
