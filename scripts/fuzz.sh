@@ -31,6 +31,7 @@ CLANG_CC="${CLANG_CC:-clang-19}"
 CLANG_CXX="${CLANG_CXX:-clang++-19}"
 TARGETS=(${FUZZ_TARGETS:-inventory catalog version tftp dhcp phone_info})
 [[ -n "${FUZZ_TARGETS:-}" ]] || TARGETS+=(cop bmc_image)  # firmware bundles, SMT_*.bin images
+[[ -n "${FUZZ_TARGETS:-}" ]] || TARGETS+=(scsi)  # optical drive codec and emulator
 JOBS="${FUZZ_JOBS:-2}"
 
 if ! command -v "$CLANG_CXX" >/dev/null; then
