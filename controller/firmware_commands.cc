@@ -112,6 +112,18 @@ json import_json(const firmware::ImportReport& r) {
   return out;
 }
 
+// The JSON document of import and fetch: one result per file asked for.
+void print_results(const std::unique_ptr<FirmwareStore>& store, const char* format,
+                   const inventory::Catalog& catalog, const json& results) {
+  std::cout << json{{"format", format},
+                    {"format_version", kFormatVersion},
+                    {"store", store->root().string()},
+                    {"catalog", catalog.file},
+                    {"results", results}}
+                   .dump(2)
+            << "\n";
+}
+
 void print_identification(const firmware::Identification& id) {
   if (!id.load_id.empty()) {
     std::cout << "  load " << id.load_id;
@@ -273,14 +285,7 @@ int cmd_firmware_import(Context& ctx, const std::vector<std::string>& files, boo
     else if (!ctx.options().quiet)
       print_import(*r);
   }
-  if (as_json)
-    std::cout << json{{"format", "labctl-firmware-import"},
-                      {"format_version", kFormatVersion},
-                      {"store", (*store)->root().string()},
-                      {"catalog", catalog->file},
-                      {"results", results}}
-                     .dump(2)
-              << "\n";
+  if (as_json) print_results(*store, "labctl-firmware-import", *catalog, results);
   return code;
 }
 
@@ -647,14 +652,7 @@ int cmd_firmware_fetch(Context& ctx, const std::vector<std::string>& args, bool 
       print_import(*imported);
     }
   }
-  if (as_json)
-    std::cout << json{{"format", "labctl-firmware-fetch"},
-                      {"format_version", kFormatVersion},
-                      {"store", (*store)->root().string()},
-                      {"catalog", catalog->file},
-                      {"results", results}}
-                     .dump(2)
-              << "\n";
+  if (as_json) print_results(*store, "labctl-firmware-fetch", *catalog, results);
   return code;
 }
 

@@ -148,16 +148,22 @@ DriveEmulator::DriveEmulator(EmulatorConfig config, const json& saved, Clock::ti
     : config_(std::move(config)) {
   revision_ = config_.revision;
   if (saved.is_object()) {
-    revision_ = saved.value("revision", revision_);
-    deferred_ = saved.value("deferred", std::string());
-    config_.medium = saved.value("medium", config_.medium);
-    config_.tray_open = saved.value("tray-open", config_.tray_open);
-    counts_ = saved.value("counts", json::object());
-    writes_ = saved.value("writes", json::array());
-    activations_ = saved.value("activations", 0);
-    refused_ = saved.value("refused", 0);
-    power_ons_ = saved.value("power-ons", 0);
-    bytes_received_ = saved.value("bytes-received", std::uint64_t{0});
+    try {
+      revision_ = saved.value("revision", revision_);
+      deferred_ = saved.value("deferred", std::string());
+      config_.medium = saved.value("medium", config_.medium);
+      config_.tray_open = saved.value("tray-open", config_.tray_open);
+      counts_ = saved.value("counts", json::object());
+      writes_ = saved.value("writes", json::array());
+      activations_ = saved.value("activations", 0);
+      refused_ = saved.value("refused", 0);
+      power_ons_ = saved.value("power-ons", 0);
+      bytes_received_ = saved.value("bytes-received", std::uint64_t{0});
+    } catch (const json::exception& e) {
+      load_error_ = std::string("saved state: ") + e.what();
+    }
+    if (!counts_.is_object()) counts_ = json::object();
+    if (!writes_.is_array()) writes_ = json::array();
   }
   ++power_ons_;
   // Microcode saved for deferred activation becomes active at power-on (SPC-4 mode 0Eh).
@@ -198,6 +204,15 @@ json DriveEmulator::state() const {
 }
 
 json DriveEmulator::control(const json& req, Clock::time_point now) {
+  // A harness's request is input like any other: a wrong type is an answer, not a crash.
+  try {
+    return control_op(req, now);
+  } catch (const json::exception& e) {
+    return {{"error", std::string("bad request: ") + e.what()}};
+  }
+}
+
+json DriveEmulator::control_op(const json& req, Clock::time_point now) {
   const std::string op = req.is_object() ? req.value("op", std::string()) : std::string();
   if (op == "state") {
     (void)rebooting(now);  // a finished reboot shows in the state

@@ -107,8 +107,11 @@ class DriveEmulator {
   nlohmann::json state() const;
   // Set when state() changed since the last call (the process then saves it).
   bool take_dirty();
+  // Why the saved state could not be read ("" when it could): the drive then starts factory-new.
+  const std::string& load_error() const { return load_error_; }
 
  private:
+  nlohmann::json control_op(const nlohmann::json& request, Clock::time_point now);
   Outcome answer(const Command& c, Clock::time_point now);
   Outcome write_buffer(const Command& c, Clock::time_point now);
   Outcome check(std::uint8_t key, std::uint8_t asc, std::uint8_t ascq,
@@ -132,6 +135,7 @@ class DriveEmulator {
   int activations_ = 0, refused_ = 0, power_ons_ = 0;
   std::uint64_t bytes_received_ = 0;
   bool dirty_ = true;
+  std::string load_error_;
 };
 
 // The emulator's microcode format: "LCTLMCOD", the product (16 bytes, space padded), the revision

@@ -135,6 +135,10 @@ int main(int argc, char** argv) {
     saved = *s;
   }
   DriveEmulator drive(*cfg, saved);
+  if (!drive.load_error().empty()) {
+    std::cerr << "labctl-drive-emulator: " << state_file << ": " << drive.load_error() << "\n";
+    return 2;
+  }
   auto server = labctl::optical_drive::EmulatorServer::listen(socket_path);
   if (!server) {
     std::cerr << "labctl-drive-emulator: " << server.error().message() << "\n";

@@ -146,6 +146,23 @@ Result<Report> read_drive(const sdk::Device& d, const Settings& s) {
   return r;
 }
 
+// A drive read for a verb: its settings, what it said, and its catalog family.
+struct Seen {
+  Settings settings;
+  Report report;
+  const inventory::Family* family = nullptr;
+};
+
+Result<Seen> look(sdk::DeviceContext& ctx, const sdk::Device& d) {
+  Seen seen;
+  seen.settings = settings_of(d);
+  auto r = read_drive(d, seen.settings);
+  if (!r) return fail(r.error());
+  seen.report = std::move(*r);
+  seen.family = family_for(ctx.catalog(), d, seen.report.id.product);
+  return seen;
+}
+
 json profile_json(const Report& r) {
   if (!r.config) return {{"error", r.config_error}};
   return {{"current", r.config->current_profile},
@@ -533,10 +550,11 @@ Result<sdk::VerbResult> OpticalDrivePlugin::run_verb(sdk::DeviceContext& ctx, co
 
 Result<sdk::VerbResult> OpticalDrivePlugin::identify_verb(sdk::DeviceContext& ctx,
                                                           const sdk::Device& d) {
-  const Settings s = settings_of(d);
-  auto r = read_drive(d, s);
-  if (!r) return fail(r.error());
-  const auto* fam = family_for(ctx.catalog(), d, r->id.product);
+  auto seen = look(ctx, d);
+  if (!seen) return fail(seen.error());
+  const Settings& s = seen->settings;
+  const Report* r = &seen->report;
+  const auto* fam = seen->family;
   sdk::VerbResult out;
   out.data = r->id.to_json();
   out.data["device_type_name"] = scsi::device_type_name(r->id.device_type);
@@ -562,10 +580,11 @@ Result<sdk::VerbResult> OpticalDrivePlugin::identify_verb(sdk::DeviceContext& ct
 
 Result<sdk::VerbResult> OpticalDrivePlugin::audit_verb(sdk::DeviceContext& ctx,
                                                        const sdk::Device& d) {
-  const Settings s = settings_of(d);
-  auto r = read_drive(d, s);
-  if (!r) return fail(r.error());
-  const auto* fam = family_for(ctx.catalog(), d, r->id.product);
+  auto seen = look(ctx, d);
+  if (!seen) return fail(seen.error());
+  const Settings& s = seen->settings;
+  const Report* r = &seen->report;
+  const auto* fam = seen->family;
   sdk::VerbResult out;
   json j = {{"device", d.name},
             {"path", s.path},

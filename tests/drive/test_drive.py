@@ -40,10 +40,10 @@ sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "peers", "drive"))
 import drive_emulator  # noqa: E402
 import harness  # noqa: E402
+import labctl_run  # noqa: E402
 
 ARGS = None
 PRODUCT = "BD-MLT UJ240AS"
-SANITIZER = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "Traceback", "terminate called")
 
 
 def emulator_binary():
@@ -129,26 +129,10 @@ families:
 {extra}"""
 
     def labctl(self, *args, check=None, timeout=90, env=None):
-        argv = [ARGS.labctl, "--state-dir", self.state, *[str(a) for a in args]]
-        try:
-            r = subprocess.run(argv, env=env or self.env, capture_output=True, text=True, timeout=timeout,
-                               stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired as e:
-            raise AssertionError(f"labctl {' '.join(map(str, args))}: no exit after {timeout} s: "
-                                 f"{e.stdout!r} {e.stderr!r}") from None
-        where = f"labctl {' '.join(map(str, args))}: exit {r.returncode}\n{r.stdout}\n{r.stderr}"
-        for bad in SANITIZER:
-            assert bad not in r.stderr, where
-        if check is not None:
-            assert r.returncode == check, where
-        return r
+        return labctl_run.run(ARGS.labctl, self.state, args, env or self.env, check=check, timeout=timeout)
 
-    def json(self, *args, check=0, **kw):
-        r = self.labctl(*args, check=check, **kw)
-        try:
-            return json.loads(r.stdout)
-        except ValueError:
-            raise AssertionError(f"labctl {' '.join(map(str, args))}: not JSON:\n{r.stdout}\n{r.stderr}") from None
+    def json(self, *args, check=0, timeout=90, env=None):
+        return labctl_run.run_json(ARGS.labctl, self.state, args, env or self.env, check=check, timeout=timeout)
 
     def import_images(self):
         self.labctl("firmware", "import", self.raw104, self.exe112, check=0)

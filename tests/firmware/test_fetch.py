@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import unittest
@@ -32,10 +31,10 @@ sys.path.insert(0, os.path.join(HERE, "..", "peers", "http"))
 sys.path.insert(0, os.path.join(HERE, "..", "peers", "drive"))
 import drive_emulator  # noqa: E402
 import harness  # noqa: E402
+import labctl_run  # noqa: E402
 import mirror  # noqa: E402
 
 ARGS = None
-SANITIZER = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "Traceback", "terminate called")
 
 
 def sha(data):
@@ -85,19 +84,11 @@ families:
         return path
 
     def labctl(self, *args, check=None, timeout=120):
-        argv = [ARGS.labctl, "--state-dir", self.state, *[str(a) for a in args]]
-        r = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout,
-                           stdin=subprocess.DEVNULL)
-        where = f"labctl {' '.join(map(str, args))}: exit {r.returncode}\n{r.stdout}\n{r.stderr}"
-        for bad in SANITIZER:
-            self.assertNotIn(bad, r.stderr, where)
-        if check is not None:
-            self.assertEqual(r.returncode, check, where)
-        return r
+        return labctl_run.run(ARGS.labctl, self.state, args, self.env, check=check, timeout=timeout)
 
     def fetch(self, cat, *names, check=0):
-        r = self.labctl("--catalog", cat, "firmware", "fetch", "--json", *names, check=check)
-        return json.loads(r.stdout)
+        return labctl_run.run_json(ARGS.labctl, self.state, ["--catalog", cat, "firmware", "fetch", "--json", *names],
+                                   self.env, check=check)
 
     def put(self, root, name, data):
         with open(os.path.join(root, name), "wb") as f:

@@ -126,6 +126,10 @@ void texts(std::span<const std::uint8_t> d) {
     od::DriveEmulator emu(*cfg);
     (void)emu.control(j);
   }
+  // The same text as a saved state (a state file) and as a request on a drive that has one.
+  od::DriveEmulator restored(od::EmulatorConfig{}, j);
+  (void)restored.control(j);
+  (void)restored.state().dump();
 }
 
 }  // namespace
