@@ -241,11 +241,15 @@ Result<Fetched> download(const std::vector<std::string>& mirrors, const std::str
       worst = Errc::InvalidInput;
       continue;
     }
+    bool progressed = true;
     for (int n = 1; n <= std::max(o.attempts, 1); ++n) {
-      if (n > 1) std::this_thread::sleep_for(o.backoff * (n - 1));
+      // A transfer cut after it brought bytes is resumed at once; one that brought nothing (a
+      // server error, a refused connection) waits a little longer each time.
+      if (n > 1 && !progressed) std::this_thread::sleep_for(o.backoff * (n - 1));
       FetchAttempt a;
       const Outcome r = attempt(url, part, expected_size.value_or(0), o, a);
       out.attempts.push_back(a);
+      progressed = a.received > 0;
       if (r == Outcome::NextMirror) {
         report.push_back(url + ": " + a.result);
         if (a.http_status == 404 || a.http_status == 410) break;

@@ -26,7 +26,7 @@ struct FetchOptions {
   int attempts = 4;  // per mirror, each resuming where the last one stopped
   std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::seconds stall{30};          // a transfer slower than 1 byte/s this long is cut
-  std::chrono::milliseconds backoff{250};  // before attempt n: n times this
+  std::chrono::milliseconds backoff{250};  // before attempt n after one that brought nothing
   std::uint64_t max_size = 512ull << 20;
   std::function<void(std::uint64_t done, std::uint64_t total)> progress;
 };

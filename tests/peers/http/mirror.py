@@ -11,8 +11,8 @@ directory with byte ranges, and misbehaves on request the way real mirrors do.
         m.requests()                                # every request: path, range, status, bytes
 
 Ranges: `Range: bytes=N-` (and N-M) get 206 with Content-Range; N at or past the end gets 416.
-Rules (RULES.json, read again for every request; per path, each for its first `times` requests,
-default every request):
+Rules (RULES.json, read again for every request; per path, each for its first `times` requests
+after the rules last changed, default every request):
   cut_after N     send the headers for the whole answer, then only N bytes, then close: an
                   interrupted download
   ignore_range    answer 200 with the whole file even when asked for a range
@@ -47,10 +47,15 @@ class Handler(BaseHTTPRequestHandler):
     def rule(self):
         try:
             with open(self.server.rules_file) as f:
-                rules = json.load(f)
+                text = f.read()
+            rules = json.loads(text)
         except (OSError, ValueError):
-            rules = {}
+            text, rules = "", {}
         with self.lock:
+            # New rules count their `times` from now on.
+            if text != self.server.rules_text:
+                self.server.rules_text = text
+                self.counts.clear()
             n = self.counts.get(self.path, 0) + 1
             self.counts[self.path] = n
         r = rules.get(self.path, {})
@@ -131,6 +136,7 @@ def serve(root, rules_file, log_file):
     server.root = root
     server.rules_file = rules_file
     server.log_file = log_file
+    server.rules_text = None
     server.daemon_threads = True
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     print(f"listening 127.0.0.1:{server.server_address[1]}", flush=True)
