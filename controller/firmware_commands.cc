@@ -1,5 +1,8 @@
 #include "controller/firmware_commands.h"
 
+#include <unistd.h>
+
+#include <chrono>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -610,8 +613,20 @@ int cmd_firmware_fetch(Context& ctx, const std::vector<std::string>& args, bool 
       continue;
     }
     firmware::FetchOptions opts;
+    // On a terminal, one line that counts the bytes (at most ten updates a second).
+    const bool live = !as_json && !ctx.options().quiet && ::isatty(STDERR_FILENO) == 1;
+    auto last = std::chrono::steady_clock::time_point{};
+    if (live)
+      opts.progress = [&](std::uint64_t done, std::uint64_t total) {
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last < std::chrono::milliseconds(100)) return;
+        last = now;
+        std::cerr << "\r" << t.file->name << ": " << human_size(done)
+                  << (total ? " of " + human_size(total) : std::string()) << "   " << std::flush;
+      };
     auto got =
         firmware::download(t.file->mirrors, t.file->name, scratch, expected, t.file->size, opts);
+    if (live) std::cerr << "\r\033[K" << std::flush;
     if (!got) {
       failed(got.error());
       continue;
