@@ -205,8 +205,11 @@ std::vector<sdk::Step> hop_sequence(const sdk::HopInfo& hop, const json& args,
                                                                          : std::to_string(o.mode)) +
                               ")" + of,
                           hop.reason, true, 10, args));
-  out.push_back(
-      make_step("wait-online", to, "wait for the drive to come back" + of, "", false, 3, args));
+  out.push_back(make_step("wait-online", to,
+                          (o.activate ? std::string("wait for the drive to come back")
+                                      : "wait for a power cycle to activate " + to) +
+                              of,
+                          "", false, 3, args));
   out.back().timeout = s.reboot + Ms(30'000);
   out.push_back(make_step("verify", to, "verify firmware " + to + " (INQUIRY revision)" + of, "",
                           false, 1, args));
@@ -395,7 +398,13 @@ Status OpticalDrivePlugin::run_step(sdk::DeviceContext& ctx, const sdk::Device& 
 
   if (st.action == "wait-online") {
     // Until the drive answers TEST UNIT READY with something other than "becoming ready": it may
-    // vanish (re-enumerate), answer NOT READY for a while, then report its unit attentions.
+    // vanish (re-enumerate), answer NOT READY for a while, then report its unit attentions. With
+    // deferred activation (0x0E without 0x0F) only a power cycle activates the new microcode:
+    // then wait for the drive to report the new revision.
+    const bool power_cycle = !st.args.value("activate", true);
+    if (power_cycle)
+      ctx.log("power-cycle the drive now (shut the PC down and start it again): it activates " +
+              to + " at power-on");
     const auto start = std::chrono::steady_clock::now();
     const auto deadline = start + s.reboot;
     std::string last = "no answer yet";
@@ -405,6 +414,16 @@ Status OpticalDrivePlugin::run_step(sdk::DeviceContext& ctx, const sdk::Device& 
         auto ready = drive.test_unit_ready();
         for (const auto& n : drive.notes())
           ctx.log("the drive reports " + n);
+        if (ready && power_cycle &&
+            (ready->state == Readiness::State::Ready ||
+             ready->state == Readiness::State::NoMedium)) {
+          auto q = drive.inquiry();
+          if (!q || !same_revision(t->family, q->revision, to)) {
+            last = q ? "still runs " + q->revision + ", waiting for a power cycle"
+                     : q.error().message();
+            ready = fail(Errc::Timeout, last);
+          }
+        }
         if (ready && (ready->state == Readiness::State::Ready ||
                       ready->state == Readiness::State::NoMedium)) {
           ctx.log("the drive is back after " +

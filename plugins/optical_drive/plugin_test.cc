@@ -149,12 +149,17 @@ families:
       - version: "1.20"
         options: {write-buffer-mode: 5}
         files: [{name: uj240as_v120.exe, sha256: pin}]
+      - version: "1.30"
+        options: {write-buffer-mode: 14, chunk-size: 8192, activate: false}
+        files: [{name: UJ240AS-1.30.bin, sha256: pin}]
 )";
     inventory::Diagnostics diags;
     ctx_.cat = inventory::load_catalog_text(catalog, "test-catalog.yaml", diags);
     ASSERT_TRUE(ctx_.cat.has_value());
     ctx_.store["1.04"] = {put("UJ240AS-1.04.bin", image104_)};
     ctx_.store["1.12"] = {put("uj240as_v112.exe", updater112_)};
+    ctx_.store["1.30"] = {
+        put("UJ240AS-1.30.bin", build_test_microcode(kProduct, "1.30", 20'000, 130))};
     device_.name = "htpc-bd";
     device_.type = "optical-drive";
     device_.model = "UJ240AS";
@@ -512,6 +517,32 @@ TEST_F(DrivePlugin, WaitOnlineGivesUpInTime) {
   auto c2 = plugin_.run_step(ctx_, device_, step(all, "wait-online"));
   ASSERT_FALSE(c2.has_value());
   EXPECT_EQ(c2.error().code(), Errc::Cancelled);
+}
+
+TEST_F(DrivePlugin, DeferredActivationWaitsForAPowerCycle) {
+  start(config());
+  auto all = steps("1.01", "1.30");
+  EXPECT_THAT(step(all, "wait-online").title, HasSubstr("wait for a power cycle to activate 1.30"));
+  ASSERT_TRUE(run_all({all[0], all[1], all[2], all[3]})) << ctx_.all_logs();
+  EXPECT_EQ(peer_->state()["deferred"], "1.30");
+  EXPECT_EQ(downloads(), 3u);  // 20000 bytes in 8192-byte chunks, no 0x0F
+  // Nobody power-cycles: wait-online says what it waits for, and gives up in time.
+  device_.params["reboot-timeout"] = 300;
+  auto r = plugin_.run_step(ctx_, device_, step(all, "wait-online"));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_THAT(r.error().message(), HasSubstr("still runs 1.01, waiting for a power cycle"));
+  EXPECT_THAT(ctx_.all_logs(), HasSubstr("power-cycle the drive now"));
+  // The operator power-cycles while labctl waits.
+  device_.params["reboot-timeout"] = 5000;
+  std::thread operator_([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    power_cycle(config());
+  });
+  auto w = plugin_.run_step(ctx_, device_, step(all, "wait-online"));
+  operator_.join();
+  ASSERT_TRUE(w.has_value()) << w.error().message();
+  ASSERT_TRUE(plugin_.run_step(ctx_, device_, step(all, "verify")));
+  EXPECT_EQ(revision(), "1.30");
 }
 
 TEST_F(DrivePlugin, IdentifyWantsTheHopsFromVersion) {
