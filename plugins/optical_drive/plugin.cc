@@ -265,6 +265,11 @@ Result<std::vector<std::uint8_t>> verified_image(sdk::DeviceContext& ctx, const 
   return img;
 }
 
+// The identify and audit verbs, from what the drive said.
+Result<sdk::VerbResult> identify_report(const sdk::Device& d, const Seen& seen);
+Result<sdk::VerbResult> audit_report(sdk::DeviceContext& ctx, const sdk::Device& d,
+                                     const Seen& seen);
+
 }  // namespace
 
 OpticalDrivePlugin::OpticalDrivePlugin() {
@@ -561,19 +566,21 @@ std::vector<sdk::VerbSpec> OpticalDrivePlugin::verbs() const {
 
 Result<sdk::VerbResult> OpticalDrivePlugin::run_verb(sdk::DeviceContext& ctx, const sdk::Device& d,
                                                      const std::string& verb, const json& args) {
-  if (verb == "identify") return identify_verb(ctx, d);
-  if (verb == "audit") return audit_verb(ctx, d);
+  if (verb == "identify" || verb == "audit") {
+    auto seen = look(ctx, d);
+    if (!seen) return fail(seen.error());
+    return verb == "identify" ? identify_report(d, *seen) : audit_report(ctx, d, *seen);
+  }
   if (verb == "flash") return flash_verb(ctx, d, args);
   return Plugin::run_verb(ctx, d, verb, args);
 }
 
-Result<sdk::VerbResult> OpticalDrivePlugin::identify_verb(sdk::DeviceContext& ctx,
-                                                          const sdk::Device& d) {
-  auto seen = look(ctx, d);
-  if (!seen) return fail(seen.error());
-  const Settings& s = seen->settings;
-  const Report* r = &seen->report;
-  const auto* fam = seen->family;
+namespace {
+
+Result<sdk::VerbResult> identify_report(const sdk::Device& d, const Seen& seen) {
+  const Settings& s = seen.settings;
+  const Report* r = &seen.report;
+  const auto* fam = seen.family;
   sdk::VerbResult out;
   out.data = r->id.to_json();
   out.data["device_type_name"] = scsi::device_type_name(r->id.device_type);
@@ -597,13 +604,11 @@ Result<sdk::VerbResult> OpticalDrivePlugin::identify_verb(sdk::DeviceContext& ct
   return out;
 }
 
-Result<sdk::VerbResult> OpticalDrivePlugin::audit_verb(sdk::DeviceContext& ctx,
-                                                       const sdk::Device& d) {
-  auto seen = look(ctx, d);
-  if (!seen) return fail(seen.error());
-  const Settings& s = seen->settings;
-  const Report* r = &seen->report;
-  const auto* fam = seen->family;
+Result<sdk::VerbResult> audit_report(sdk::DeviceContext& ctx, const sdk::Device& d,
+                                     const Seen& seen) {
+  const Settings& s = seen.settings;
+  const Report* r = &seen.report;
+  const auto* fam = seen.family;
   sdk::VerbResult out;
   json j = {{"device", d.name},
             {"path", s.path},
@@ -689,6 +694,8 @@ Result<sdk::VerbResult> OpticalDrivePlugin::audit_verb(sdk::DeviceContext& ctx,
   out.data = j;
   return out;
 }
+
+}  // namespace
 
 Result<sdk::VerbResult> OpticalDrivePlugin::flash_verb(sdk::DeviceContext& ctx,
                                                        const sdk::Device& d, const json& args) {

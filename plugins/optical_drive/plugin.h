@@ -33,8 +33,6 @@ class OpticalDrivePlugin : public sdk::Plugin {
                                    const std::string& verb, const sdk::json& args) override;
 
  private:
-  Result<sdk::VerbResult> identify_verb(sdk::DeviceContext& ctx, const sdk::Device& d);
-  Result<sdk::VerbResult> audit_verb(sdk::DeviceContext& ctx, const sdk::Device& d);
   Result<sdk::VerbResult> flash_verb(sdk::DeviceContext& ctx, const sdk::Device& d,
                                      const sdk::json& args);
   inventory::DeviceSchema schema_;
