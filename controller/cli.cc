@@ -24,6 +24,7 @@
 #include "controller/apply.h"
 #include "controller/audit.h"
 #include "controller/context.h"
+#include "controller/drive_commands.h"
 #include "controller/firmware_commands.h"
 #include "controller/net_commands.h"
 #include "controller/plan_output.h"
@@ -38,17 +39,11 @@ namespace {
 constexpr int kExitOk = 0;
 constexpr int kExitError = 1;
 constexpr int kExitReport = 2;
-constexpr int kExitUnavailable = 3;
 
 using nlohmann::json;
 
 bool stdout_is_terminal() {
   return ::isatty(STDOUT_FILENO) == 1 && std::getenv("NO_COLOR") == nullptr;
-}
-
-int unavailable(const std::string& command, const std::string& what) {
-  std::cerr << "labctl " << command << ": not available in this build yet: " << what << ".\n";
-  return kExitUnavailable;
 }
 
 std::string format_time(std::int64_t unix_ms) {
@@ -432,6 +427,10 @@ struct DeviceVerbArgs {
   // A hypervisor outside any inventory (`labctl hypervisor --uri URI [--user U] VERB`).
   std::string uri;
   bool no_verify = false;
+  // A drive outside any inventory (`labctl drive --device /dev/sg1 VERB`), consent to flash it,
+  // and where `labctl drive scan` reads sysfs.
+  std::string device_path, sysfs;
+  bool accept_brick_risk = false;
 };
 
 // `labctl phone doctor --log FILE`: what an in.tftpd syslog says about the phones it served.
@@ -605,11 +604,19 @@ int cmd_device_verb(Context& ctx, const std::string& noun, DeviceVerbArgs a) {
     inv = adhoc_hypervisor(ctx, a);
   } else if (!a.host.empty()) {
     inv = adhoc_inventory(ctx, noun, a);
+  } else if (!a.device_path.empty()) {
+    // NAME is the verb here, as with --host.
+    if (!a.device.empty()) {
+      if (!a.verb.empty()) a.rest.insert(a.rest.begin(), a.verb);
+      a.verb = a.device;
+    }
+    inv = adhoc_drive_inventory(ctx, a.device_path, a.device);
   } else {
     if (a.device.empty()) {
       std::cerr << "labctl " << noun << ": give a device name"
                 << (noun == "bmc"          ? " (or --host H[:PORT] --user U --password-env VAR)"
                     : noun == "hypervisor" ? " (or --uri URI [--user U --password-env VAR])"
+                    : noun == "drive"      ? " (or --device /dev/sgN; labctl drive scan lists them)"
                                            : "")
                 << "\n";
       return kExitError;
@@ -690,6 +697,7 @@ int cmd_device_verb(Context& ctx, const std::string& noun, DeviceVerbArgs a) {
               << a.rest[i] << "'\n";
     return kExitError;
   }
+  if (a.accept_brick_risk) args["accept_brick_risk"] = true;
   auto agent = ctx.agents(*inv).for_device(*dev);
   if (!agent) {
     std::cerr << "labctl " << noun << " " << dev->name << ": " << agent.error().message() << "\n";
@@ -901,9 +909,14 @@ int run_cli(int argc, char** argv) {
       "list", "what the store holds: bundles, their files, the pinned checksums");
   fw_list->add_flag("--json", fw_json, "as JSON (docs/firmware-store.md)");
   fw_list->callback([&] { outcome.code = cmd_firmware_list(context(), fw_json); });
-  firmware->add_subcommand("fetch", "download catalog firmware from its mirrors")->callback([&] {
-    outcome.code = unavailable("firmware fetch", "mirror downloads arrive with the firmware store");
-  });
+  auto* fw_fetch = firmware->add_subcommand(
+      "fetch",
+      "download catalog files from their mirrors (resuming interrupted downloads), check them "
+      "against the catalog or the pin, and import them");
+  fw_fetch->add_option("files", fw_files,
+                       "catalog file names or FAMILY@VERSION (default: every file with a mirror)");
+  fw_fetch->add_flag("--json", fw_json, "as JSON (docs/firmware-store.md)");
+  fw_fetch->callback([&] { outcome.code = cmd_firmware_fetch(context(), fw_files, fw_json); });
   auto* fw_verify = firmware->add_subcommand(
       "verify",
       "re-hash the store's files against its index; with arguments, check files on disk (or "
@@ -1071,7 +1084,9 @@ int run_cli(int argc, char** argv) {
        "cycle)"},
       {"phone", "an IP phone: info, doctor, ..."},
       {"hypervisor", "a hypervisor host: info, vms, start, stop, snapshot"},
-      {"drive", "an optical drive: identify, audit, flash"},
+      {"drive",
+       "an optical drive: scan, identify, audit, flash (labctl drive NAME flash FILE "
+       "--accept-brick-risk; labctl drive --device /dev/sgN identify)"},
   };
   std::vector<std::pair<CLI::App*, std::unique_ptr<DeviceVerbArgs>>> noun_cmds;
   for (const auto& n : nouns) {
@@ -1107,6 +1122,14 @@ int run_cli(int argc, char** argv) {
       sub->add_flag("--no-verify", args->no_verify,
                     "with --uri: do not verify the host's TLS certificate (a finding)");
     }
+    if (noun == "drive") {
+      sub->add_option("--device", args->device_path,
+                      "a drive in no inventory: /dev/sgN, /dev/srN (or emulator:SOCKET); then NAME "
+                      "is the verb");
+      sub->add_flag("--accept-brick-risk", args->accept_brick_risk,
+                    "with flash: consent to write firmware (a failed flash can brick the drive)");
+      sub->add_option("--sysfs", args->sysfs, "with scan: the sysfs to read (default /sys)");
+    }
     if (noun == "phone") {
       sub->add_option("--log", args->log,
                       "with NAME 'doctor': explain an in.tftpd syslog (labctl phone doctor --log "
@@ -1114,6 +1137,11 @@ int run_cli(int argc, char** argv) {
       sub->add_option("--year", args->year, "the year of the log's BSD timestamps (default: now)");
     }
     sub->callback([&outcome, &context, raw, noun] {
+      if (noun == "drive" && raw->device == "scan" && raw->verb.empty() &&
+          raw->device_path.empty()) {
+        outcome.code = cmd_drive_scan(raw->sysfs, raw->json);
+        return;
+      }
       if (noun == "phone" && raw->device == "doctor" && raw->verb.empty()) {
         if (raw->log.empty()) {
           std::cerr << "labctl phone doctor: give --log FILE (an in.tftpd syslog), or a phone: "

@@ -1,5 +1,8 @@
 #include "controller/firmware_commands.h"
 
+#include <unistd.h>
+
+#include <chrono>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/text.h"
+#include "controller/firmware_fetch.h"
 #include "controller/firmware_store.h"
 #include "inventory/catalog.h"
 #include "plugins/supermicro_bmc/aten_image.h"
@@ -109,6 +113,18 @@ json import_json(const firmware::ImportReport& r) {
       {"warnings", r.warnings}};
   if (r.already_present) out["previous_name"] = r.previous_name;
   return out;
+}
+
+// The JSON document of import and fetch: one result per file asked for.
+void print_results(const std::unique_ptr<FirmwareStore>& store, const char* format,
+                   const inventory::Catalog& catalog, const json& results) {
+  std::cout << json{{"format", format},
+                    {"format_version", kFormatVersion},
+                    {"store", store->root().string()},
+                    {"catalog", catalog.file},
+                    {"results", results}}
+                   .dump(2)
+            << "\n";
 }
 
 void print_identification(const firmware::Identification& id) {
@@ -272,14 +288,7 @@ int cmd_firmware_import(Context& ctx, const std::vector<std::string>& files, boo
     else if (!ctx.options().quiet)
       print_import(*r);
   }
-  if (as_json)
-    std::cout << json{{"format", "labctl-firmware-import"},
-                      {"format_version", kFormatVersion},
-                      {"store", (*store)->root().string()},
-                      {"catalog", catalog->file},
-                      {"results", results}}
-                     .dump(2)
-              << "\n";
+  if (as_json) print_results(*store, "labctl-firmware-import", *catalog, results);
   return code;
 }
 
@@ -501,6 +510,165 @@ int cmd_firmware_verify(Context& ctx, const std::vector<std::string>& files, boo
   out["problems"] = problems;
   if (as_json) std::cout << out.dump(2) << "\n";
   return problems == 0 ? kExitOk : kExitError;
+}
+
+namespace {
+
+struct FetchTarget {
+  const inventory::Family* family = nullptr;
+  const inventory::Release* release = nullptr;
+  const inventory::FirmwareFile* file = nullptr;
+};
+
+// NAME (a catalog file), FAMILY@VERSION (every file of a release), or nothing (every file with a
+// mirror). nullopt after printing what is unknown.
+std::optional<std::vector<FetchTarget>> fetch_targets(const inventory::Catalog& cat,
+                                                      const std::vector<std::string>& args) {
+  std::vector<FetchTarget> out;
+  std::vector<std::string> names;
+  for (const auto& fam : cat.families)
+    for (const auto& rel : fam.releases)
+      for (const auto& f : rel.files) {
+        names.push_back(f.name);
+        if (args.empty() && !f.mirrors.empty()) out.push_back({&fam, &rel, &f});
+      }
+  bool ok = true;
+  for (const auto& a : args) {
+    const std::size_t before = out.size();
+    if (const auto at = a.find('@'); at != std::string::npos) {
+      const auto* fam = cat.family(a.substr(0, at));
+      const auto* rel = fam ? fam->find(a.substr(at + 1)) : nullptr;
+      if (rel)
+        for (const auto& f : rel->files)
+          out.push_back({fam, rel, &f});
+      if (rel && rel->files.empty()) {
+        std::cerr << "labctl firmware fetch: " << a << ": the release has no files\n";
+        ok = false;
+        continue;
+      }
+    } else {
+      for (const auto& fam : cat.families)
+        for (const auto& rel : fam.releases)
+          for (const auto& f : rel.files)
+            if (text::iequals(f.name, a)) out.push_back({&fam, &rel, &f});
+    }
+    if (out.size() == before) {
+      const auto g = text::closest(a, names);
+      std::cerr << "labctl firmware fetch: " << a << ": no such file (or FAMILY@VERSION) in "
+                << cat.file << (g.empty() ? std::string() : " (did you mean '" + g + "'?)") << "\n";
+      ok = false;
+    }
+  }
+  if (!ok) return std::nullopt;
+  return out;
+}
+
+}  // namespace
+
+int cmd_firmware_fetch(Context& ctx, const std::vector<std::string>& args, bool as_json) {
+  auto store = open_store(ctx);
+  if (!store) {
+    std::cerr << "labctl firmware fetch: " << store.error().message() << "\n";
+    return kExitError;
+  }
+  auto catalog = load_catalog(ctx, "firmware fetch");
+  if (!catalog) return kExitError;
+  auto targets = fetch_targets(*catalog, args);
+  if (!targets) return kExitError;
+  if (targets->empty() && !as_json) std::cout << "no catalog file has a mirror; nothing to fetch\n";
+  int code = kExitOk;
+  json results = json::array();
+  const fs::path scratch = (*store)->root() / ".fetch";
+  for (const auto& t : *targets) {
+    const std::string what =
+        t.file->name + " (" + t.family->name + " " + t.release->version.text + ")";
+    json res = {
+        {"file", t.file->name}, {"family", t.family->name}, {"release", t.release->version.text}};
+    auto failed = [&](const Error& e) {
+      code = kExitError;
+      std::cerr << "labctl firmware fetch: " << what << ": " << e.message() << "\n";
+      res["status"] = "error";
+      res["error"] = error_json(e);
+      results.push_back(res);
+    };
+    // What the file must be: the catalog's checksum, else what an earlier import pinned.
+    std::string expected = t.file->sha256.value_or("");
+    auto pinned = (*store)->release_files(t.family->name, t.release->version.text);
+    if (!pinned) {
+      failed(pinned.error());
+      continue;
+    }
+    bool present = false;
+    for (const auto& f : *pinned)
+      if (text::iequals(f.name, t.file->name)) {
+        if (expected.empty()) expected = f.sha256;
+        present = (*store)->check_blob(f.sha256, f.size).status == "ok";
+      }
+    if (present) {
+      res["status"] = "already-present";
+      res["sha256"] = expected;
+      results.push_back(res);
+      if (!as_json && !ctx.options().quiet)
+        std::cout << what << ": already in the store (sha256 " << short_sha(expected) << ")\n";
+      continue;
+    }
+    firmware::FetchOptions opts;
+    // On a terminal, one line that counts the bytes (at most ten updates a second).
+    const bool live = !as_json && !ctx.options().quiet && ::isatty(STDERR_FILENO) == 1;
+    auto last = std::chrono::steady_clock::time_point{};
+    if (live)
+      opts.progress = [&](std::uint64_t done, std::uint64_t total) {
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last < std::chrono::milliseconds(100)) return;
+        last = now;
+        std::cerr << "\r" << t.file->name << ": " << human_size(done)
+                  << (total ? " of " + human_size(total) : std::string()) << "   " << std::flush;
+      };
+    auto got =
+        firmware::download(t.file->mirrors, t.file->name, scratch, expected, t.file->size, opts);
+    if (live) std::cerr << "\r\033[K" << std::flush;
+    if (!got) {
+      failed(got.error());
+      continue;
+    }
+    json attempts = json::array();
+    for (const auto& a : got->attempts)
+      attempts.push_back(firmware::to_json(a));
+    res["url"] = got->url;
+    res["sha256"] = got->sha256;
+    res["size"] = got->size;
+    res["attempts"] = attempts;
+    res["checked_against"] = expected.empty() ? "nothing (pinned on this first download)"
+                             : t.file->sha256 ? "catalog"
+                                              : "pin";
+    auto imported = (*store)->import(got->file, &*catalog);
+    std::error_code ec;
+    fs::remove(got->file, ec);
+    if (!imported) {
+      failed(imported.error());
+      continue;
+    }
+    res["status"] = "fetched";
+    res["import"] = import_json(*imported);
+    results.push_back(res);
+    if (!as_json && !ctx.options().quiet) {
+      std::uint64_t resumed = 0;
+      for (const auto& a : got->attempts)
+        resumed = std::max(resumed, a.resumed_from);
+      std::cout << what << ": fetched from " << got->url << " (" << human_size(got->size)
+                << ", sha256 " << short_sha(got->sha256) << ", "
+                << (expected.empty() ? std::string("pinned now: no checksum to check against yet")
+                                     : "matches the " + res["checked_against"].get<std::string>())
+                << (got->attempts.size() > 1
+                        ? "; " + std::to_string(got->attempts.size()) + " attempts, resumed at " +
+                              std::to_string(resumed) + " bytes"
+                        : std::string())
+                << ")\n";
+      print_import(*imported);
+    }
+  }
+  if (as_json) print_results(*store, "labctl-firmware-fetch", *catalog, results);
+  return code;
 }
 
 }  // namespace labctl::controller

@@ -19,5 +19,10 @@ int cmd_firmware_list(Context& ctx, bool json);
 // every checksum in it; such a file need not be in the store. Anything else is a stored file name
 // whose blob(s) are re-hashed. Exit 0 when all is well, 1 otherwise.
 int cmd_firmware_verify(Context& ctx, const std::vector<std::string>& files, bool json);
+// Downloads catalog files from their mirrors (controller/firmware_fetch.h) and imports them like
+// `firmware import`: NAME (a file the catalog lists), FAMILY@VERSION (a release's files), or every
+// file with a mirror when no argument is given. A file already in the store (intact) is skipped.
+// Exit 0 when every one is in the store afterwards, 1 otherwise.
+int cmd_firmware_fetch(Context& ctx, const std::vector<std::string>& args, bool json);
 
 }  // namespace labctl::controller

@@ -1,6 +1,7 @@
 // The explicit list of plugins built into labctl. Add a plugin here, nowhere else.
 #include "plugins/cisco_phone/plugin.h"
 #include "plugins/esxi/plugin.h"
+#include "plugins/optical_drive/plugin.h"
 #include "plugins/registry.h"
 #include "plugins/sim/sim_plugin.h"
 #include "plugins/supermicro_bmc/plugin.h"
@@ -13,6 +14,7 @@ void register_builtin_plugins(Registry& registry) {
   registry.add(std::make_unique<cisco_phone::CiscoPhonePlugin>());
   registry.add(std::make_unique<supermicro_bmc::SupermicroBmcPlugin>());
   registry.add(std::make_unique<esxi::EsxiPlugin>());
+  registry.add(std::make_unique<optical_drive::OpticalDrivePlugin>());
 }
 
 }  // namespace labctl::plugins

@@ -34,6 +34,7 @@ TARGETS=(${FUZZ_TARGETS:-inventory catalog version tftp dhcp phone_info})
 [[ -n "${FUZZ_TARGETS:-}" ]] || TARGETS+=(cop bmc_image)  # firmware bundles, SMT_*.bin images
 [[ -n "${FUZZ_TARGETS:-}" ]] || TARGETS+=(agent_api)      # the agent API codec
 [[ -n "${FUZZ_TARGETS:-}" ]] || TARGETS+=(esxi)  # vSphere About, domain XML, libvirt URIs
+[[ -n "${FUZZ_TARGETS:-}" ]] || TARGETS+=(scsi)  # optical drive codec and emulator
 JOBS="${FUZZ_JOBS:-2}"
 
 if ! command -v "$CLANG_CXX" >/dev/null; then

@@ -7,6 +7,7 @@ BUILD_PKGS=(
   build-essential cmake ninja-build pkg-config git clang-format clang-19 libclang-rt-19-dev
   libyaml-cpp-dev libcurl4-openssl-dev libssl-dev libfreeipmi-dev libvirt-dev libsqlite3-dev
   libarchive-dev libpugixml-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
+  libsgutils2-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev
 )
 # Real peers and tools the tests and benchmarks run against.
