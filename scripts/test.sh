@@ -7,15 +7,17 @@ cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 jobs="$(nproc)"
 
-echo "== format check"
+stamp() { echo "== $1 (at $((SECONDS / 60))m$((SECONDS % 60))s)"; }
+stamp "format check"
 ./scripts/check-format.sh
 
-echo "== build (asan+ubsan, -Werror)"
+stamp "build (asan+ubsan, -Werror)"
 cmake --preset asan >/dev/null
 cmake --build --preset asan -- -j"$jobs"
 
-echo "== tests"
+stamp "tests"
 ctest --preset asan -j"$jobs" --timeout 600
 
-echo "== fuzz (${FUZZ_SECONDS:-60} s per target)"
+stamp "fuzz (${FUZZ_SECONDS:-60} s per target)"
 ./scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+stamp "done"
