@@ -4,6 +4,7 @@
 #include <cctype>
 #include <climits>
 #include <cstdint>
+#include <ctime>
 
 namespace labctl::text {
 
@@ -128,6 +129,15 @@ std::optional<std::uint64_t> parse_size(std::string_view s) {
     return std::nullopt;
   if (n > UINT64_MAX / mult) return std::nullopt;
   return n * mult;
+}
+
+std::string format_local_time(std::int64_t unix_ms) {
+  std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  ::localtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
 }
 
 std::string join_list(const std::vector<std::string>& items, std::string_view last_sep) {

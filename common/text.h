@@ -23,6 +23,8 @@ std::optional<std::int64_t> parse_duration_ms(std::string_view s);
 // "512", "64KiB", "1MiB", "2GiB" (also "k", "KB", "M", "MB", "G", "GB": binary multiples), in
 // bytes; nullopt for anything else (including values that would overflow).
 std::optional<std::uint64_t> parse_size(std::string_view s);
+// "2026-12-02 14:05:09" in local time, for tables people read.
+std::string format_local_time(std::int64_t unix_ms);
 // "a, b and c"
 std::string join_list(const std::vector<std::string>& items, std::string_view last_sep = " and ");
 

@@ -25,15 +25,6 @@ constexpr int kExitOk = 0;
 constexpr int kExitError = 1;
 constexpr int kExitAttention = 2;
 
-std::string format_ms(std::int64_t unix_ms) {
-  std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm tm{};
-  ::localtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
-}
-
 // The remote driver of the inventory's agent `name`, or nullptr after printing why not.
 agents::rpc::RemoteAgent* remote_for(Context& ctx, const inventory::Inventory& inv,
                                      const std::string& name, const std::string& cmd) {
@@ -127,7 +118,7 @@ int cmd_agent_status(Context& ctx, const AgentCallArgs& a) {
     std::cout << j.dump(2) << "\n";
   } else {
     std::cout << "agent " << st->agent << " (labctl-agent " << st->version << ", API v" << st->api
-              << "): up since " << format_ms(st->started_ms) << "\n"
+              << "): up since " << text::format_local_time(st->started_ms) << "\n"
               << "  configuration: "
               << (st->config.empty() ? std::string("none yet (pushed on the first call)")
                   : current          ? "this inventory's"

@@ -46,15 +46,6 @@ bool stdout_is_terminal() {
   return ::isatty(STDOUT_FILENO) == 1 && std::getenv("NO_COLOR") == nullptr;
 }
 
-std::string format_time(std::int64_t unix_ms) {
-  std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm tm{};
-  ::localtime_r(&t, &tm);
-  std::ostringstream ss;
-  ss << std::put_time(&tm, "%Y-%m-%d %H:%M:%S");
-  return ss.str();
-}
-
 // Every command's result lands here; CLI11 callbacks cannot return values.
 struct Outcome {
   int code = kExitOk;
@@ -326,9 +317,9 @@ int cmd_history(Context& ctx, const HistoryArgs& a) {
       std::cout << "no steps recorded for " << a.device << "\n";
     } else {
       for (const auto& s : *steps)
-        std::cout << (s.started_at ? format_time(*s.started_at) : std::string(19, ' ')) << "  run "
-                  << s.run_id << "  " << std::left << std::setw(8) << step_status_name(s.status)
-                  << "  " << s.title
+        std::cout << (s.started_at ? text::format_local_time(*s.started_at) : std::string(19, ' '))
+                  << "  run " << s.run_id << "  " << std::left << std::setw(8)
+                  << step_status_name(s.status) << "  " << s.title
                   << (s.error_message.empty() ? "" : "  (" + s.error_message + ")") << "\n";
     }
     return kExitOk;
@@ -361,7 +352,7 @@ int cmd_history(Context& ctx, const HistoryArgs& a) {
       return kExitOk;
     }
     std::cout << "run " << r.id << "  " << r.kind << "  " << r.status << "  "
-              << format_time(r.started_at) << "  " << r.inventory << "\n";
+              << text::format_local_time(r.started_at) << "  " << r.inventory << "\n";
     for (const auto& s : *steps)
       std::cout << "  " << std::left << std::setw(16) << s.device << std::setw(9)
                 << step_status_name(s.status) << s.title
@@ -398,17 +389,17 @@ int cmd_history(Context& ctx, const HistoryArgs& a) {
     return kExitOk;
   }
   for (const auto& r : *runs) {
-    std::cout << std::right << std::setw(5) << r.id << "  " << format_time(r.started_at) << "  "
-              << std::left << std::setw(6) << r.kind << "  " << std::setw(11) << r.status << "  "
-              << r.inventory;
+    std::cout << std::right << std::setw(5) << r.id << "  " << text::format_local_time(r.started_at)
+              << "  " << std::left << std::setw(6) << r.kind << "  " << std::setw(11) << r.status
+              << "  " << r.inventory;
     if (r.summary.is_object() && r.summary.contains("steps"))
       std::cout << "  (" << r.summary.value("devices", 0) << " devices, "
                 << r.summary.value("steps", 0) << " steps)";
     std::cout << "\n";
   }
   for (const auto& x : *audits)
-    std::cout << "audit " << x.id << "  " << format_time(x.started_at) << "  exit " << x.exit_code
-              << "  " << x.inventory << "\n";
+    std::cout << "audit " << x.id << "  " << text::format_local_time(x.started_at) << "  exit "
+              << x.exit_code << "  " << x.inventory << "\n";
   return kExitOk;
 }
 

@@ -3,8 +3,7 @@
 #include "controller/firmware_store.h"
 
 #include "agents/rpc/remote_agent.h"
-
-#include <openssl/evp.h>
+#include "common/digest.h"
 
 #include <fstream>
 #include <iostream>
@@ -112,24 +111,7 @@ std::string read_text(const std::filesystem::path& path) {
 }
 
 std::string file_sha256(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "";
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  char buf[65536];
-  while (in.read(buf, sizeof buf) || in.gcount() > 0)
-    EVP_DigestUpdate(ctx, buf, static_cast<std::size_t>(in.gcount()));
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, md, &len);
-  EVP_MD_CTX_free(ctx);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out += hex[md[i] >> 4];
-    out += hex[md[i] & 15];
-  }
-  return out;
+  return sha256_file_hex(path);
 }
 
 }  // namespace labctl::controller

@@ -31,15 +31,6 @@ constexpr int kExitOk = 0;
 constexpr int kExitError = 1;
 constexpr int kFormatVersion = 1;
 
-std::string format_time(std::int64_t unix_ms) {
-  std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm tm{};
-  ::localtime_r(&t, &tm);
-  std::ostringstream ss;
-  ss << std::put_time(&tm, "%Y-%m-%d %H:%M:%S");
-  return ss.str();
-}
-
 std::string short_sha(const std::string& sha) {
   return sha.substr(0, 12);
 }
@@ -163,7 +154,7 @@ void print_import(const firmware::ImportReport& r) {
   if (r.already_present) {
     std::cout << r.name << ": already in the store";
     if (r.previous_name != r.name) std::cout << " (as " << r.previous_name << ")";
-    std::cout << ", imported " << format_time(r.imported_at);
+    std::cout << ", imported " << text::format_local_time(r.imported_at);
     if (r.repaired > 0)
       std::cout << "; put back " << r.repaired << " damaged or missing file"
                 << (r.repaired == 1 ? "" : "s") << "\n";
@@ -356,7 +347,7 @@ int cmd_firmware_list(Context& ctx, bool as_json) {
   for (const auto& b : *bundles) {
     std::cout << "\n"
               << b.name << "  " << b.format << "  " << human_size(b.size) << "  imported "
-              << format_time(b.imported_at) << "\n";
+              << text::format_local_time(b.imported_at) << "\n";
     if (!b.load_id.empty())
       std::cout << "  load " << b.load_id << (b.protocol.empty() ? "" : " (" + b.protocol + ")")
                 << "\n";

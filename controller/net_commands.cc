@@ -42,15 +42,6 @@ std::optional<std::vector<std::uint32_t>> ipv4_csv(const std::string& s, const s
   return out;
 }
 
-std::string format_time(std::int64_t unix_ms) {
-  std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm tm{};
-  ::localtime_r(&t, &tm);
-  std::ostringstream ss;
-  ss << std::put_time(&tm, "%Y-%m-%d %H:%M:%S");
-  return ss.str();
-}
-
 // SIGINT/SIGTERM blocked before any service thread starts (threads inherit the mask), then taken
 // with sigwait on this thread, so services stop outside any signal handler.
 class StopSignals {
@@ -217,7 +208,7 @@ int cmd_dhcp_leases(Context& ctx, const DhcpLeasesArgs& a) {
   for (const auto& l : *rows)
     std::cout << std::left << std::setw(12) << l.segment << std::setw(17) << dhcp::ipv4_string(l.ip)
               << std::setw(19) << l.mac << std::setw(10) << dhcp::lease_state_name(l.state)
-              << std::setw(21) << format_time(l.expires_at) << l.hostname << "\n";
+              << std::setw(21) << text::format_local_time(l.expires_at) << l.hostname << "\n";
   return kExitOk;
 }
 

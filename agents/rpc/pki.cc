@@ -1,5 +1,7 @@
 #include "agents/rpc/pki.h"
 
+#include "common/digest.h"
+
 #include <fcntl.h>
 #include <openssl/bn.h>
 #include <openssl/ec.h>
@@ -308,13 +310,7 @@ Result<std::string> certificate_fingerprint(const fs::path& pem) {
   unsigned int n = 0;
   if (X509_digest(c->get(), EVP_sha256(), md, &n) != 1)
     return fail(Errc::Internal, ssl_error("fingerprint of " + pem.string()));
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < n; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 15];
-  }
-  return out;
+  return hex_lower(std::span<const unsigned char>(md, n));
 }
 
 }  // namespace labctl::agents::rpc

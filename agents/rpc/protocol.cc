@@ -1,6 +1,6 @@
 #include "agents/rpc/protocol.h"
 
-#include <openssl/evp.h>
+#include "common/digest.h"
 
 #include <charconv>
 #include <limits>
@@ -430,24 +430,12 @@ bool is_sha256_hex(std::string_view s) {
 
 std::string config_id(const ConfigPush& p) {
   // Length-prefixed parts, so moving bytes between them changes the id.
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  Sha256 h;
   for (const std::string* part : {&p.inventory_name, &p.inventory, &p.catalog}) {
-    const std::string len = std::to_string(part->size()) + ":";
-    EVP_DigestUpdate(ctx, len.data(), len.size());
-    EVP_DigestUpdate(ctx, part->data(), part->size());
+    h.update(std::to_string(part->size()) + ":");
+    h.update(*part);
   }
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_DigestFinal_ex(ctx, md, &n);
-  EVP_MD_CTX_free(ctx);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < n; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 15];
-  }
-  return out;
+  return h.hex_final();
 }
 
 std::optional<int> path_version(std::string_view path) {

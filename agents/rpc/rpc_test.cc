@@ -13,6 +13,7 @@
 #include "agents/rpc/pki.h"
 #include "agents/rpc/remote_agent.h"
 #include "agents/rpc/server.h"
+#include "common/digest.h"
 #include "inventory/catalog.h"
 #include "inventory/loader.h"
 #include "plugins/registry.h"
@@ -136,8 +137,6 @@ class Rpc : public ::testing::Test {
     return std::make_unique<RemoteAgent>(std::move(o));
   }
 
-  static std::string sha256_hex(const std::string& s);
-
   fs::path dir_;
   plugins::Registry registry_;
   FirmwarePlugin* fw_ = nullptr;
@@ -149,27 +148,6 @@ class Rpc : public ::testing::Test {
   std::mutex log_mu_;
   std::string log_;
 };
-
-}  // namespace
-}  // namespace labctl::agents::rpc
-
-#include <openssl/evp.h>
-
-namespace labctl::agents::rpc {
-namespace {
-
-std::string Rpc::sha256_hex(const std::string& s) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_Digest(s.data(), s.size(), md, &n, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < n; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 15];
-  }
-  return out;
-}
 
 TEST(Pki, KeysArePrivateAndRotationKeepsTheCa) {
   char tmpl[] = "/tmp/labctl-pki-XXXXXX";

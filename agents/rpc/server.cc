@@ -25,6 +25,7 @@
 #include "agents/rpc/pki.h"
 #include "agents/rpc/protocol.h"
 #include "agents/services.h"
+#include "common/digest.h"
 #include "common/text.h"
 #include "inventory/loader.h"
 
@@ -85,35 +86,6 @@ Result<std::pair<std::string, int>> parse_listen(const std::string& s) {
   return std::make_pair(host, p);
 }
 
-std::string file_sha256(const fs::path& path, std::uint64_t* size) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return "";
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  std::vector<char> buf(1 << 16);
-  std::uint64_t total = 0;
-  for (;;) {
-    const ssize_t n = ::read(fd, buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    EVP_DigestUpdate(ctx, buf.data(), static_cast<std::size_t>(n));
-    total += static_cast<std::uint64_t>(n);
-  }
-  ::close(fd);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, md, &len);
-  EVP_MD_CTX_free(ctx);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 15];
-  }
-  if (size) *size = total;
-  return out;
-}
-
 Status write_atomic(const fs::path& path, const std::string& data) {
   const fs::path tmp = path.string() + ".tmp";
   {
@@ -144,16 +116,6 @@ int pin_index() {
   return idx;
 }
 
-std::string hex(const unsigned char* p, unsigned n) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < n; ++i) {
-    out += kHex[p[i] >> 4];
-    out += kHex[p[i] & 15];
-  }
-  return out;
-}
-
 // After OpenSSL's own chain check (CA, validity, clientAuth purpose): the leaf must be the pinned
 // controller certificate when the configuration names one.
 int verify_peer(int preverify_ok, X509_STORE_CTX* store) {
@@ -169,7 +131,7 @@ int verify_peer(int preverify_ok, X509_STORE_CTX* store) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   if (leaf == nullptr || X509_digest(leaf, EVP_sha256(), md, &n) != 1) return 0;
-  if (hex(md, n) != *pin) {
+  if (hex_lower(std::span<const unsigned char>(md, n)) != *pin) {
     X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
     return 0;
   }
@@ -383,7 +345,7 @@ class AgentServer::Impl {
     for (const auto& f : m->files) {
       const fs::path p = blob_dir() / f.sha256;
       std::uint64_t size = 0;
-      const std::string got = file_sha256(p, &size);
+      const std::string got = sha256_file_hex(p, &size);
       if (got.empty()) return need(f.name + " was never uploaded");
       if (got != f.sha256 || size != f.size) {
         std::error_code ec;
@@ -561,6 +523,24 @@ class AgentServer::Impl {
     return false;
   }
 
+  // A call naming a device: decoded, the device found, `fn` run with the need-firmware slot set,
+  // its JSON (or error) answered.
+  template <typename Decode, typename Fn>
+  void device_call(const httplib::Request& req, httplib::Response& res, Decode decode, Fn fn) {
+    if (!body_ok(req, res)) return;
+    auto c = decode(req.body);
+    if (!c) return send_error(res, c.error());
+    int status = 0;
+    auto d = device_for(c->config, c->device, &status);
+    if (!d) return send_error(res, d.error(), status);
+    std::optional<NeedFirmware> need;
+    t_need_firmware = &need;
+    Result<json> r = fn(*c, *d->first->agent, *d->second);
+    t_need_firmware = nullptr;
+    if (!r) return send_error(res, r.error(), 0, need);
+    send_json(res, *r);
+  }
+
   void routes();
   void run_step(const httplib::Request& req, httplib::Response& res);
   void put_blob(const httplib::Request& req, httplib::Response& res,
@@ -656,48 +636,28 @@ void AgentServer::Impl::routes() {
   });
 
   s.Post("/v1/probe", [this](const httplib::Request& req, httplib::Response& res) {
-    if (!body_ok(req, res)) return;
-    auto c = decode_device_call(req.body);
-    if (!c) return send_error(res, c.error());
-    int status = 0;
-    auto d = device_for(c->config, c->device, &status);
-    if (!d) return send_error(res, d.error(), status);
-    std::optional<NeedFirmware> need;
-    t_need_firmware = &need;
-    auto o = d->first->agent->probe(*d->second);
-    t_need_firmware = nullptr;
-    if (!o) return send_error(res, o.error(), 0, need);
-    send_json(res, {{"observation", o->to_json()}});
+    device_call(req, res, decode_device_call,
+                [](const DeviceCall&, Agent& a, const inventory::Device& d) -> Result<json> {
+                  auto o = a.probe(d);
+                  if (!o) return fail(std::move(o.error()));
+                  return json{{"observation", o->to_json()}};
+                });
   });
-
   s.Post("/v1/step-done", [this](const httplib::Request& req, httplib::Response& res) {
-    if (!body_ok(req, res)) return;
-    auto c = decode_step_call(req.body);
-    if (!c) return send_error(res, c.error());
-    int status = 0;
-    auto d = device_for(c->config, c->device, &status);
-    if (!d) return send_error(res, d.error(), status);
-    std::optional<NeedFirmware> need;
-    t_need_firmware = &need;
-    auto r = d->first->agent->step_done(*d->second, c->step);
-    t_need_firmware = nullptr;
-    if (!r) return send_error(res, r.error(), 0, need);
-    send_json(res, {{"done", *r}});
+    device_call(req, res, decode_step_call,
+                [](const StepCall& c, Agent& a, const inventory::Device& d) -> Result<json> {
+                  auto r = a.step_done(d, c.step);
+                  if (!r) return fail(std::move(r.error()));
+                  return json{{"done", *r}};
+                });
   });
-
   s.Post("/v1/verb", [this](const httplib::Request& req, httplib::Response& res) {
-    if (!body_ok(req, res)) return;
-    auto c = decode_verb_call(req.body);
-    if (!c) return send_error(res, c.error());
-    int status = 0;
-    auto d = device_for(c->config, c->device, &status);
-    if (!d) return send_error(res, d.error(), status);
-    std::optional<NeedFirmware> need;
-    t_need_firmware = &need;
-    auto r = d->first->agent->run_verb(*d->second, c->verb, c->args);
-    t_need_firmware = nullptr;
-    if (!r) return send_error(res, r.error(), 0, need);
-    send_json(res, {{"data", r->data}, {"text", r->text}});
+    device_call(req, res, decode_verb_call,
+                [](const VerbCall& c, Agent& a, const inventory::Device& d) -> Result<json> {
+                  auto r = a.run_verb(d, c.verb, c.args);
+                  if (!r) return fail(std::move(r.error()));
+                  return json{{"data", r->data}, {"text", r->text}};
+                });
   });
 
   s.Post("/v1/run-step",
@@ -710,7 +670,7 @@ void AgentServer::Impl::routes() {
     json missing = json::array();
     for (const auto& f : m->files) {
       std::uint64_t size = 0;
-      const std::string got = file_sha256(blob_dir() / f.sha256, &size);
+      const std::string got = sha256_file_hex(blob_dir() / f.sha256, &size);
       if (got != f.sha256 || size != f.size) missing.push_back(f.sha256);
     }
     {
@@ -845,14 +805,13 @@ void AgentServer::Impl::put_blob(const httplib::Request& req, httplib::Response&
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
     return send_error(res, Error(Errc::Internal, tmp.string() + ": " + std::strerror(errno)));
-  EVP_MD_CTX* md = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(md, EVP_sha256(), nullptr);
+  Sha256 digest;
   std::uint64_t total = 0;
   bool io_ok = true;
   const bool read_ok = reader([&](const char* data, std::size_t n) {
     total += n;
     if (total > kMaxBlobBody) return false;
-    EVP_DigestUpdate(md, data, n);
+    digest.update(data, n);
     std::size_t off = 0;
     while (off < n) {
       const ssize_t w = ::write(fd, data + off, n - off);
@@ -865,10 +824,7 @@ void AgentServer::Impl::put_blob(const httplib::Request& req, httplib::Response&
     }
     return true;
   });
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(md, digest, &len);
-  EVP_MD_CTX_free(md);
+  const std::string got = digest.hex_final();
   const bool synced = ::fsync(fd) == 0;
   ::close(fd);
   auto drop = [&] { fs::remove(tmp, ec); };
@@ -878,10 +834,10 @@ void AgentServer::Impl::put_blob(const httplib::Request& req, httplib::Response&
                                  io_ok ? "upload cut short or over the limit"
                                        : "cannot write the blob on the agent"));
   }
-  if (hex(digest, len) != sha) {
+  if (got != sha) {
     drop();
-    return send_error(res, Error(Errc::VerifyMismatch,
-                                 "the upload's sha256 is " + hex(digest, len) + ", not " + sha));
+    return send_error(
+        res, Error(Errc::VerifyMismatch, "the upload's sha256 is " + got + ", not " + sha));
   }
   fs::rename(tmp, blob_dir() / sha, ec);
   if (ec) {

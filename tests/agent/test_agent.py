@@ -32,6 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "phone_upgrade"))
 import harness  # noqa: E402
+from test_upgrade import read, wait_for  # noqa: E402  (the phone test's own helpers)
 
 ARGS = None
 
@@ -48,24 +49,6 @@ def free_port():
         finally:
             s.close()
     raise RuntimeError("no free port")
-
-
-def wait_for(pred, timeout, what):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
 
 
 class Agents:
