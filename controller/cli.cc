@@ -25,6 +25,7 @@
 #include "controller/audit.h"
 #include "controller/context.h"
 #include "controller/firmware_commands.h"
+#include "controller/verb_steps.h"
 #include "controller/net_commands.h"
 #include "controller/plan_output.h"
 #include "controller/planner.h"
@@ -429,6 +430,9 @@ struct DeviceVerbArgs {
   // A device outside any inventory (`labctl bmc --host H[:P] --user U --password-env V VERB`).
   std::string host, user, password_env, password_file;
   int cipher_suite = -1;
+  // `bmc NAME firmware flash FILE` options; --model for a --host BMC.
+  bool preserve_config = false, factory_reset = false, accept_unconfirmed = false;
+  std::string profile, model;
 };
 
 // `labctl phone doctor --log FILE`: what an in.tftpd syslog says about the phones it served.
@@ -549,6 +553,7 @@ std::optional<inventory::Inventory> adhoc_inventory(Context& ctx, const std::str
                              {"password", secret}};
   if (port) d.params["port"] = port;
   if (a.cipher_suite >= 0) d.params["cipher-suite"] = a.cipher_suite;
+  d.model = a.model;
   inv.devices.push_back(std::move(d));
   a.device = host;
   return inv;
@@ -641,6 +646,11 @@ int cmd_device_verb(Context& ctx, const std::string& noun, DeviceVerbArgs a) {
               << a.rest[i] << "'\n";
     return kExitError;
   }
+  for (auto [flag, name] : {std::pair{a.preserve_config, "preserve-config"},
+                             {a.factory_reset, "factory-reset"},
+                             {a.accept_unconfirmed, "accept-unconfirmed-profile"}})
+    if (flag) args[name] = true;
+  if (!a.profile.empty()) args["profile"] = a.profile;
   auto agent = ctx.agents(*inv).for_device(*dev);
   if (!agent) {
     std::cerr << "labctl " << noun << " " << dev->name << ": " << agent.error().message() << "\n";
@@ -651,6 +661,17 @@ int cmd_device_verb(Context& ctx, const std::string& noun, DeviceVerbArgs a) {
     std::cerr << "labctl " << noun << " " << dev->name << " " << a.verb << ": "
               << r.error().message() << " [" << errc_name(r.error().code()) << "]\n";
     return kExitError;
+  }
+  // A verb that hands back steps: they run journaled, like apply's.
+  if (r->data.is_object() && r->data.contains("run_steps")) {
+    (a.json ? std::cerr : std::cout) << r->text;
+    const std::string where =
+        a.host.empty() ? std::filesystem::absolute(a.inventory).lexically_normal().string()
+                       : "--host " + a.host;
+    return run_verb_steps(ctx, *inv, *dev,
+                          noun + " " + a.verb + (a.rest.empty() ? "" : " " + a.rest[0]) + " " +
+                              dev->name + " (" + where + ")",
+                          r->data, a.json);
   }
   if (a.json)
     std::cout << r->data.dump(2) << "\n";
@@ -1045,6 +1066,15 @@ int run_cli(int argc, char** argv) {
       sub->add_option("--password-file", args->password_file,
                       "with --host: a file (mode 0600) holding the password");
       sub->add_option("--cipher-suite", args->cipher_suite, "with --host: default 3");
+      sub->add_option("--model", args->model, "with --host: the board (X8SIL-F), for firmware");
+      sub->add_flag("--preserve-config", args->preserve_config,
+                    "firmware flash: keep the BMC's users and network settings");
+      sub->add_flag("--factory-reset", args->factory_reset,
+                    "firmware flash: reset the BMC to factory settings (labctl then sets the "
+                    "inventory's login and LAN settings again)");
+      sub->add_flag("--accept-unconfirmed-profile", args->accept_unconfirmed,
+                    "firmware flash: use a flasher profile never seen on a real board");
+      sub->add_option("--profile", args->profile, "firmware flash: the flasher profile to use");
     }
     if (noun == "phone") {
       sub->add_option("--log", args->log,
