@@ -258,6 +258,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def handle_one_request(self):
+        # A restarting BMC drops every connection, kept-alive ones too (the server that accepted
+        # this one is no longer the one listening).
+        if self.server is not self.web._server:
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        super().handle_one_request()
+
     # -- plumbing
     def reply(self, body, status=200, ctype="text/html", cookie=None):
         self.send_response(status)
