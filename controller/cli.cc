@@ -25,11 +25,11 @@
 #include "controller/audit.h"
 #include "controller/context.h"
 #include "controller/firmware_commands.h"
-#include "controller/verb_steps.h"
 #include "controller/net_commands.h"
 #include "controller/plan_output.h"
 #include "controller/planner.h"
 #include "controller/schedule.h"
+#include "controller/verb_steps.h"
 #include "plugins/cisco_phone/doctor.h"
 
 namespace labctl::controller {
@@ -433,6 +433,8 @@ struct DeviceVerbArgs {
   // `bmc NAME firmware flash FILE` options; --model for a --host BMC.
   bool preserve_config = false, factory_reset = false, accept_unconfirmed = false;
   std::string profile, model;
+  std::string web_scheme;  // with --host: how to reach its web interface
+  int web_port = 0;
 };
 
 // `labctl phone doctor --log FILE`: what an in.tftpd syslog says about the phones it served.
@@ -554,6 +556,20 @@ std::optional<inventory::Inventory> adhoc_inventory(Context& ctx, const std::str
   if (port) d.params["port"] = port;
   if (a.cipher_suite >= 0) d.params["cipher-suite"] = a.cipher_suite;
   d.model = a.model;
+  if (!a.web_scheme.empty()) {
+    if (a.web_scheme != "http" && a.web_scheme != "https") {
+      std::cerr << where << ": --web-scheme must be http or https\n";
+      return std::nullopt;
+    }
+    d.params["web"]["scheme"] = a.web_scheme;
+  }
+  if (a.web_port != 0) {
+    if (a.web_port < 1 || a.web_port > 65535) {
+      std::cerr << where << ": --web-port must be 1..65535\n";
+      return std::nullopt;
+    }
+    d.params["web"]["port"] = a.web_port;
+  }
   inv.devices.push_back(std::move(d));
   a.device = host;
   return inv;
@@ -647,8 +663,8 @@ int cmd_device_verb(Context& ctx, const std::string& noun, DeviceVerbArgs a) {
     return kExitError;
   }
   for (auto [flag, name] : {std::pair{a.preserve_config, "preserve-config"},
-                             {a.factory_reset, "factory-reset"},
-                             {a.accept_unconfirmed, "accept-unconfirmed-profile"}})
+                            {a.factory_reset, "factory-reset"},
+                            {a.accept_unconfirmed, "accept-unconfirmed-profile"}})
     if (flag) args[name] = true;
   if (!a.profile.empty()) args["profile"] = a.profile;
   auto agent = ctx.agents(*inv).for_device(*dev);
@@ -1074,7 +1090,10 @@ int run_cli(int argc, char** argv) {
                     "inventory's login and LAN settings again)");
       sub->add_flag("--accept-unconfirmed-profile", args->accept_unconfirmed,
                     "firmware flash: use a flasher profile never seen on a real board");
-      sub->add_option("--profile", args->profile, "firmware flash: the flasher profile to use");
+      sub->add_option("--profile", args->profile,
+                      "firmware flash: the flasher profile to use (a name, or a profile file)");
+      sub->add_option("--web-scheme", args->web_scheme, "with --host: http or https (default)");
+      sub->add_option("--web-port", args->web_port, "with --host: the web interface's port");
     }
     if (noun == "phone") {
       sub->add_option("--log", args->log,

@@ -33,6 +33,7 @@ CLANG_CXX="${CLANG_CXX:-clang++-19}"
 TARGETS=(${FUZZ_TARGETS:-inventory catalog version tftp dhcp phone_info})
 [[ -n "${FUZZ_TARGETS:-}" ]] || TARGETS+=(cop bmc_image)  # firmware bundles, SMT_*.bin images
 [[ -n "${FUZZ_TARGETS:-}" ]] || TARGETS+=(agent_api)      # the agent API codec
+[[ -n "${FUZZ_TARGETS:-}" ]] || TARGETS+=(bmc_web)        # BMC web flasher profiles and answers
 JOBS="${FUZZ_JOBS:-2}"
 
 if ! command -v "$CLANG_CXX" >/dev/null; then

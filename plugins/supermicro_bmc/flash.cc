@@ -26,9 +26,9 @@ constexpr int kMaxRounds = 100000;
 constexpr ms kQuickIpmi{2000};
 constexpr std::size_t kMaxImage = 64u << 20;
 
-const char* kActions[] = {"verify-image", "identify",       "upload",
-                          "check-upload", "start-flash",    "flash-progress",
-                          "wait-offline", "wait-online",    "verify-version"};
+const char* kActions[] = {"verify-image", "identify",    "upload",
+                          "check-upload", "start-flash", "flash-progress",
+                          "wait-offline", "wait-online", "verify-version"};
 
 json web_params(const sdk::Device& d) {
   auto it = d.params.find("web");
@@ -160,9 +160,9 @@ Result<VerifiedImage> load_image(sdk::DeviceContext& ctx, const sdk::Device& d, 
     auto files = ctx.firmware_images(*fam, *rel);
     if (!files) return fail(files.error());
     if (files->size() != 1)
-      return fail(Errc::PreconditionFailed,
-                  "release " + a.to + " has " + std::to_string(files->size()) +
-                      " files; a BMC flash takes exactly one image");
+      return fail(Errc::PreconditionFailed, "release " + a.to + " has " +
+                                                std::to_string(files->size()) +
+                                                " files; a BMC flash takes exactly one image");
     path = (*files)[0].path.string();
     v.name = (*files)[0].name;
     want_sha = (*files)[0].sha256;
@@ -223,7 +223,8 @@ Result<bool> runs_version(sdk::DeviceContext& ctx, const sdk::Device& d, const s
 // labctl's note that it holds a BMC's upload lock, so that a later labctl (after a kill) knows a
 // lock it finds held is its own and waits for the BMC to expire it. No secret is in it.
 std::filesystem::path lock_record(sdk::DeviceContext& ctx, const sdk::Device& d) {
-  return ctx.plugin_state_dir() / "web-lock" / (d.ip + "_" + std::to_string(endpoint_of(d).port) + ".json");
+  return ctx.plugin_state_dir() / "web-lock" /
+         (d.ip + "_" + std::to_string(endpoint_of(d).port) + ".json");
 }
 
 std::int64_t wall_ms() {
@@ -314,8 +315,7 @@ bool resets_to_factory(const std::vector<sdk::Step>& firmware_steps) {
 }
 
 Result<FlashRequest> hop_request(const sdk::Device& d, const sdk::HopInfo& hop) {
-  if (d.ip.empty())
-    return fail(Errc::PreconditionFailed, d.name + ": a flash needs the BMC's ip");
+  if (d.ip.empty()) return fail(Errc::PreconditionFailed, d.name + ": a flash needs the BMC's ip");
   if (hop.release == nullptr)
     return fail(Errc::NotFound, d.name + ": firmware " + hop.to.text + " is not in the catalog");
   const json w = web_params(d);
@@ -389,12 +389,12 @@ Result<std::vector<sdk::Step>> flash_steps(const sdk::Device& d, const FlashRequ
                      t.upload + t.session + small, args));
   out.push_back(step("check-upload", v, "check that the BMC reads " + v + " from the upload" + of,
                      "the BMC's own version check of the uploaded image", false, 1, small, args));
-  out.push_back(step("start-flash", v,
-                     "start flashing " + v +
-                         (req.preserve_config ? ", keeping the configuration"
-                                              : ", reset to factory settings") +
-                         of,
-                     req.preserve_why, true, 1, t.start_wait + small, args));
+  out.push_back(step(
+      "start-flash", v,
+      "start flashing " + v +
+          (req.preserve_config ? ", keeping the configuration" : ", reset to factory settings") +
+          of,
+      req.preserve_why, true, 1, t.start_wait + small, args));
   out.push_back(step("flash-progress", v, "follow the flash to 100%" + of,
                      "the BMC writes its flash; do not cut its power", false, 10,
                      t.flash + t.online + small, args));
@@ -436,7 +436,9 @@ class Work {
     }
     dw_.web->set_cancel([this] { return ctx_.cancelled(); });
   }
-  ~Work() { dw_.web->set_cancel([] { return false; }); }
+  ~Work() {
+    dw_.web->set_cancel([] { return false; });
+  }
   Work(const Work&) = delete;
   Work& operator=(const Work&) = delete;
 
@@ -461,7 +463,8 @@ class Work {
         !(t->user == kFactoryUser && t->password == kFactoryPassword)) {
       auto f = dw_.web->login(kFactoryUser, kFactoryPassword);
       if (f) {
-        ctx_.log("web login: the inventory's login is refused, the factory login ADMIN/ADMIN works");
+        ctx_.log(
+            "web login: the inventory's login is refused, the factory login ADMIN/ADMIN works");
         r = f;
       }
     }
@@ -506,11 +509,10 @@ class Work {
                   "version check: the BMC read no version from the uploaded image (it did not "
                   "take it as firmware); nothing was started");
     if (v->version != a_.to)
-      return fail(Errc::VerifyMismatch,
-                  "version check: the BMC reads version " +
-                      (v->version.empty() ? "'" + v->raw + "'" : v->version) +
-                      " from the uploaded image, but the image is " + a_.to +
-                      "; labctl will not start this flash");
+      return fail(Errc::VerifyMismatch, "version check: the BMC reads version " +
+                                            (v->version.empty() ? "'" + v->raw + "'" : v->version) +
+                                            " from the uploaded image, but the image is " + a_.to +
+                                            "; labctl will not start this flash");
     ctx_.log("the BMC reads " + v->version + " (" + v->raw + ") from the uploaded image");
     dw_.checked = true;
     return {};
@@ -541,11 +543,11 @@ class Work {
       // that session; anyone else's is theirs.
       json rec = json::object();
       if (std::ifstream in(path); in) rec = json::parse(in, nullptr, false);
-      const bool ours = rec.is_object() && rec.value("at", std::int64_t{0}) > 0 &&
-                        (rec.value("pid", 0) != ::getpid() ||
-                         rec.value("at", std::int64_t{0}) < dw_.login_at) &&
-                        wall_ms() - rec.value("at", std::int64_t{0}) <
-                            (p_.timings.session + 2 * p_.timings.poll_interval).count();
+      const bool ours =
+          rec.is_object() && rec.value("at", std::int64_t{0}) > 0 &&
+          (rec.value("pid", 0) != ::getpid() || rec.value("at", std::int64_t{0}) < dw_.login_at) &&
+          wall_ms() - rec.value("at", std::int64_t{0}) <
+              (p_.timings.session + 2 * p_.timings.poll_interval).count();
       if (!ours || Clock::now() >= deadline)
         return fail(Errc::PreconditionFailed,
                     "upload lock: another web session holds the BMC's firmware upload lock "
@@ -554,10 +556,10 @@ class Work {
                     "is running, cold-reset the BMC: labctl bmc " +
                         d_.name + " reset-bmc cold");
       if (!said) {
-        ctx_.log("the upload lock is still held by labctl's own earlier web session; waiting up "
-                 "to " +
-                 std::to_string(p_.timings.session.count() / 1000) +
-                 " s for the BMC to expire it");
+        ctx_.log(
+            "the upload lock is still held by labctl's own earlier web session; waiting up "
+            "to " +
+            std::to_string(p_.timings.session.count() / 1000) + " s for the BMC to expire it");
         said = true;
       }
       if (!ctx_.sleep_for(p_.timings.poll_interval))
@@ -586,18 +588,20 @@ Status check_identity(sdk::DeviceContext& ctx, const sdk::Device& d, const Args&
   if (!id) return fail(id.error());
   const DeviceId& x = id->id;
   if (x.manufacturer != kSupermicro)
-    return fail(Errc::PreconditionFailed,
-                "the BMC's manufacturer is " + std::to_string(x.manufacturer) +
-                    ", not Supermicro (10876): this image is not for it");
+    return fail(Errc::PreconditionFailed, "the BMC's manufacturer is " +
+                                              std::to_string(x.manufacturer) +
+                                              ", not Supermicro (10876): this image is not for it");
   if (const inventory::Catalog* cat = ctx.catalog())
     if (const auto* fam = cat->family_for_model(d.model); fam && fam->quirks.is_object()) {
       const json ids = fam->quirks.value("bmc-product-ids", json::array());
       if (ids.is_array() && !ids.empty() &&
-          std::none_of(ids.begin(), ids.end(),
-                       [&](const json& v) { return v.is_number_integer() && v.get<int>() == x.product; }))
+          std::none_of(ids.begin(), ids.end(), [&](const json& v) {
+            return v.is_number_integer() && v.get<int>() == x.product;
+          }))
         return fail(Errc::PreconditionFailed,
-                    "the BMC's product id is " + std::to_string(x.product) + ", not one the catalog lists for " +
-                        d.model + " (" + ids.dump() + "): is this the right board?");
+                    "the BMC's product id is " + std::to_string(x.product) +
+                        ", not one the catalog lists for " + d.model + " (" + ids.dump() +
+                        "): is this the right board?");
     }
   const std::string running = x.firmware();
   if (running == a.to) return done_already(ctx, a);
@@ -631,8 +635,7 @@ Result<bool> FlashRunner::step_done(sdk::DeviceContext& ctx, const sdk::Device& 
   return w.flashing();
 }
 
-Status FlashRunner::run_step(sdk::DeviceContext& ctx, const sdk::Device& d,
-                             const sdk::Step& step) {
+Status FlashRunner::run_step(sdk::DeviceContext& ctx, const sdk::Device& d, const sdk::Step& step) {
   const Args a = Args::of(step);
   const std::string& act = step.action;
   auto p = load_profile(d, a.profile, a.profile_file);
@@ -644,8 +647,9 @@ Status FlashRunner::run_step(sdk::DeviceContext& ctx, const sdk::Device& d,
     if (auto r = runs_version(ctx, d, a.to); r && *r) return done_already(ctx, a);
     auto img = load_image(ctx, d, a);
     if (!img) return fail(img.error());
-    ctx.log(img->name + ": sha256 " + img->sha256 + ", " + std::to_string(img->image.images.size()) +
-            " images and the footer verified, version " + img->image.footer.version());
+    ctx.log(img->name + ": sha256 " + img->sha256 + ", " +
+            std::to_string(img->image.images.size()) + " images and the footer verified, version " +
+            img->image.footer.version());
     return {};
   }
   if (act == "identify") return check_identity(ctx, d, a);
@@ -744,8 +748,8 @@ Status FlashRunner::run_step(sdk::DeviceContext& ctx, const sdk::Device& d,
         }
       } else if (!pr && pr.error().code() == Errc::AuthFailed && w.web().session_ended()) {
         continue;  // logs in again at the top
-      } else if (!pr && (pr.error().code() == Errc::Unreachable ||
-                         pr.error().code() == Errc::Timeout)) {
+      } else if (!pr &&
+                 (pr.error().code() == Errc::Unreachable || pr.error().code() == Errc::Timeout)) {
         if (seen >= 1) {
           ctx.log("the BMC stopped answering at " + std::to_string(seen) + "%: it is restarting");
           return {};
@@ -763,13 +767,12 @@ Status FlashRunner::run_step(sdk::DeviceContext& ctx, const sdk::Device& d,
       if (!ctx.sleep_for(t.poll_interval)) return fail(Errc::Cancelled, "cancelled");
     }
     const auto stuck = std::chrono::duration_cast<ms>(Clock::now() - since).count() / 1000;
-    return fail(Errc::Timeout,
-                "the flash did not finish within " + std::to_string(t.flash.count() / 1000) +
-                    " s" +
-                    (seen >= 0 ? ": the BMC has reported " + std::to_string(seen) + "% for " +
-                                     std::to_string(stuck) + " s"
-                               : ": no progress was read") +
-                    ". Do not cut its power while it may still be writing");
+    return fail(Errc::Timeout, "the flash did not finish within " +
+                                   std::to_string(t.flash.count() / 1000) + " s" +
+                                   (seen >= 0 ? ": the BMC has reported " + std::to_string(seen) +
+                                                    "% for " + std::to_string(stuck) + " s"
+                                              : ": no progress was read") +
+                                   ". Do not cut its power while it may still be writing");
   }
   if (act == "wait-offline") {
     const auto deadline = Clock::now() + t.offline;
@@ -816,12 +819,15 @@ Result<sdk::VerbResult> FlashRunner::plan_verb(sdk::DeviceContext& ctx, const sd
                {"name", std::filesystem::path(file).filename().string()},
                {"sha256", sha256_hex(*bytes)}};
   const json w = web_params(d);
-  const inventory::Family* fam =
-      ctx.catalog() ? ctx.catalog()->family_for_model(d.model) : nullptr;
+  const inventory::Family* fam = ctx.catalog() ? ctx.catalog()->family_for_model(d.model) : nullptr;
   const inventory::Release* rel = fam ? fam->find(version) : nullptr;
-  if (!args.value("profile", std::string()).empty())
-    req.profile = args.value("profile", "");
-  else if (w.contains("profile-file"))
+  if (const std::string a = args.value("profile", std::string()); !a.empty()) {
+    // A path is a profile of the operator's own, a plain word a built-in one.
+    if (a.find('/') != std::string::npos)
+      req.profile_file = std::filesystem::absolute(a).lexically_normal().string();
+    else
+      req.profile = a;
+  } else if (w.contains("profile-file"))
     req.profile_file = w.value("profile-file", "");
   else if (w.contains("profile"))
     req.profile = w.value("profile", "");
@@ -830,21 +836,22 @@ Result<sdk::VerbResult> FlashRunner::plan_verb(sdk::DeviceContext& ctx, const sd
   else if (text::lower(d.model).rfind("x8", 0) == 0)
     req.profile = "x8-aten-web";
   else
-    return fail(Errc::PreconditionFailed,
-                d.name + ": no flasher profile for " +
-                    (d.model.empty() ? std::string("a board without a model") : d.model) +
-                    ": give --profile (built in: " +
-                    text::join_list(builtin_profile_names(), ", ") + ")");
-  req.accept_unconfirmed =
-      args.value("accept-unconfirmed-profile", false) || w.value("accept-unconfirmed-profile", false);
+    return fail(
+        Errc::PreconditionFailed,
+        d.name + ": no flasher profile for " +
+            (d.model.empty() ? std::string("a board without a model") : d.model) +
+            ": give --profile (built in: " + text::join_list(builtin_profile_names(), ", ") + ")");
+  req.accept_unconfirmed = args.value("accept-unconfirmed-profile", false) ||
+                           w.value("accept-unconfirmed-profile", false);
   auto prof = load_profile(d, req.profile, req.profile_file);
   if (!prof) return fail(prof.error());
 
   sdk::VerbResult r;
-  r.data = {{"file", abs},
-            {"image", {{"version", version}, {"sha256", req.image["sha256"]}, {"size", bytes->size()}}},
-            {"profile", {{"name", prof->name}, {"confirmed", prof->confirmed}, {"origin", prof->origin}}},
-            {"preserve_config", preserve}};
+  r.data = {
+      {"file", abs},
+      {"image", {{"version", version}, {"sha256", req.image["sha256"]}, {"size", bytes->size()}}},
+      {"profile", {{"name", prof->name}, {"confirmed", prof->confirmed}, {"origin", prof->origin}}},
+      {"preserve_config", preserve}};
   r.text = file + ": ATEN image " + version + ", every checksum verified\n";
   if (!prof->confirmed) r.text += unconfirmed_warning(*prof) + "\n";
   // What the BMC runs now decides whether there is anything to do; a BMC that does not answer

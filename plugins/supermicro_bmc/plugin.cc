@@ -186,8 +186,7 @@ std::vector<sdk::Step> SupermicroBmcPlugin::reconcile_steps(
   std::vector<sdk::Step> out;
   auto add = [&](const std::string& action, std::string title, std::string reason,
                  json args = json::object()) {
-    if (std::any_of(out.begin(), out.end(), [&](const auto& s) { return s.key == action; }))
-      return;
+    if (std::any_of(out.begin(), out.end(), [&](const auto& s) { return s.key == action; })) return;
     sdk::Step s;
     s.key = s.action = action;
     s.title = std::move(title);
@@ -203,7 +202,8 @@ std::vector<sdk::Step> SupermicroBmcPlugin::reconcile_steps(
   const bool reset = resets_to_factory(firmware_steps);
   const std::string after_reset =
       "the flash resets the BMC to factory settings: afterwards only ADMIN/ADMIN works";
-  const std::string set_title = "set the inventory's login (" + inventory_user(d) + ") on " + d.name;
+  const std::string set_title =
+      "set the inventory's login (" + inventory_user(d) + ") on " + d.name;
   if (login == "factory" && !(factory_creds && inventory_is_factory))
     add("set-credentials", set_title, "the BMC accepts only the factory login ADMIN/ADMIN");
   if (reset && !inventory_is_factory) add("set-credentials", set_title, after_reset);
@@ -222,10 +222,9 @@ std::vector<sdk::Step> SupermicroBmcPlugin::reconcile_steps(
     if (want.value("source", "") == "static")
       for (const char* k : {"address", "netmask", "gateway"})
         if (want.contains(k) && want.value(k, "") != have.value(k, "")) differs = true;
-    const std::string title = "set LAN configuration of " + d.name + " (" +
-                              want.value("source", "") +
-                              (want.contains("address") ? " " + want.value("address", "") : "") +
-                              ")";
+    const std::string title =
+        "set LAN configuration of " + d.name + " (" + want.value("source", "") +
+        (want.contains("address") ? " " + want.value("address", "") : "") + ")";
     if (reset)
       add("set-lan", title, "factory settings after the flash: the LAN settings are set again",
           {{"lan", want}});

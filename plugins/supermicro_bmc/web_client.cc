@@ -30,7 +30,9 @@ std::size_t collect(char* ptr, std::size_t size, std::size_t n, void* user) {
   return len;
 }
 
-CURL* handle(void* p) { return static_cast<CURL*>(p); }
+CURL* handle(void* p) {
+  return static_cast<CURL*>(p);
+}
 
 }  // namespace
 
@@ -133,7 +135,8 @@ Result<HttpAnswer> WebSession::perform(const std::string& what, Transfer& t,
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &t.body);
   curl_easy_setopt(h, CURLOPT_XFERINFODATA, &t);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(std::max<std::int64_t>(timeout.count(), 1)));
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
+                   static_cast<long>(std::max<std::int64_t>(timeout.count(), 1)));
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(std::clamp<std::int64_t>(timeout.count(), 1, 10'000)));
   // Older ATEN firmware wants a Referer from its own origin; and no "Expect: 100-continue",
@@ -206,8 +209,8 @@ Result<HttpAnswer> WebSession::post_form(const std::string& path, const std::str
   curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
   curl_easy_setopt(h, CURLOPT_COPYPOSTFIELDS, body.c_str());
   Transfer t;
-  t.headers = curl_slist_append(
-      t.headers, "Content-Type: application/x-www-form-urlencoded; charset=UTF-8");
+  t.headers = curl_slist_append(t.headers,
+                                "Content-Type: application/x-www-form-urlencoded; charset=UTF-8");
   for (const auto& [k, v] : headers)
     t.headers = curl_slist_append(t.headers, (k + ": " + v).c_str());
   return perform("POST " + path, t, timeout);

@@ -23,7 +23,7 @@ struct WebEndpoint {
   std::string scheme = "https";  // "https" or "http"
   std::string host;
   int port = 443;
-  bool verify_tls = true;  // false: a self-signed certificate is accepted (inventory's choice)
+  bool verify_tls = true;    // false: a self-signed certificate is accepted (inventory's choice)
   std::string base() const;  // "https://192.168.0.20:443"
 };
 
@@ -60,10 +60,10 @@ class WebSession {
     std::span<const std::uint8_t> data;
   };
   // multipart/form-data: `fields` first, then the file. `progress(sent, total)` after each chunk.
-  Result<HttpAnswer> post_multipart(const std::string& path, const HttpHeaders& fields,
-                                    const FilePart& file, std::chrono::milliseconds timeout,
-                                    const HttpHeaders& headers = {},
-                                    std::function<void(std::uint64_t, std::uint64_t)> progress = {});
+  Result<HttpAnswer> post_multipart(
+      const std::string& path, const HttpHeaders& fields, const FilePart& file,
+      std::chrono::milliseconds timeout, const HttpHeaders& headers = {},
+      std::function<void(std::uint64_t, std::uint64_t)> progress = {});
 
   // Whether the session holds a cookie of that name (its value stays inside).
   bool has_cookie(const std::string& name) const;
@@ -72,7 +72,7 @@ class WebSession {
   // `text` with every cookie value and registered secret replaced by "***".
   std::string redact(std::string text) const;
 
- // One request's buffers (public for libcurl's C callbacks only).
+  // One request's buffers (public for libcurl's C callbacks only).
   struct Transfer;
 
  private:

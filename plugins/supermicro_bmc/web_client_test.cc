@@ -98,17 +98,17 @@ TEST(WebSession, MultipartUploadWithoutExpect) {
     image[i] = static_cast<std::uint8_t>(i * 7);
   std::uint64_t last_sent = 0, total = 0;
   auto a = w.post_multipart("/upload", {{"CSRF_TOKEN", "tok"}},
-                            {"fw_image", "SMT_X8_260.bin", "application/octet-stream", image}, 5s, {},
-                            [&](std::uint64_t sent, std::uint64_t t) {
+                            {"fw_image", "SMT_X8_260.bin", "application/octet-stream", image}, 5s,
+                            {}, [&](std::uint64_t sent, std::uint64_t t) {
                               last_sent = sent;
                               total = t;
                             });
   ASSERT_TRUE(a) << a.error().message();
   EXPECT_EQ(a->body, "done");
   EXPECT_EQ(s.expect_, "");
-  EXPECT_THAT(s.parts_, ::testing::UnorderedElementsAre(
-                            "CSRF_TOKEN:::3",
-                            "fw_image:SMT_X8_260.bin:application/octet-stream:200000"));
+  EXPECT_THAT(s.parts_,
+              ::testing::UnorderedElementsAre(
+                  "CSRF_TOKEN:::3", "fw_image:SMT_X8_260.bin:application/octet-stream:200000"));
   EXPECT_EQ(s.body_, std::string(image.begin(), image.end()));
   EXPECT_GT(total, image.size());
   EXPECT_EQ(last_sent, total);

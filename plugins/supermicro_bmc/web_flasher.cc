@@ -15,12 +15,13 @@ std::string base64(const std::string& s) {
   return std::string(reinterpret_cast<const char*>(out.data()), static_cast<std::size_t>(n));
 }
 
-std::string status_text(const HttpAnswer& a) { return "HTTP " + std::to_string(a.status); }
+std::string status_text(const HttpAnswer& a) {
+  return "HTTP " + std::to_string(a.status);
+}
 
 }  // namespace
 
-WebFlasher::WebFlasher(FlashProfile profile, WebEndpoint endpoint,
-                       std::function<bool()> cancelled)
+WebFlasher::WebFlasher(FlashProfile profile, WebEndpoint endpoint, std::function<bool()> cancelled)
     : profile_(std::move(profile)), session_(std::make_unique<WebSession>(std::move(endpoint))) {
   session_->set_cancel(std::move(cancelled));
 }
@@ -40,9 +41,10 @@ HttpHeaders WebFlasher::csrf_headers() const {
   return h;
 }
 
-Result<HttpAnswer> WebFlasher::post(const std::string& what, const std::string& path,
-                                    const FormFields& form, std::chrono::milliseconds timeout,
-                                    const std::vector<std::pair<std::string, std::string>>& values) {
+Result<HttpAnswer> WebFlasher::post(
+    const std::string& what, const std::string& path, const FormFields& form,
+    std::chrono::milliseconds timeout,
+    const std::vector<std::pair<std::string, std::string>>& values) {
   auto a = session_->post_form(path, encode_form(form, values), timeout, csrf_headers());
   if (!a) return fail(std::move(a.error()).context(what));
   if (a->status != 200)
@@ -61,8 +63,8 @@ Status WebFlasher::login(const std::string& user, const std::string& password) {
   if (b64) session_->add_secret(base64(password));
   auto a = session_->post_form(
       profile_.login.path,
-      encode_form(profile_.login.form,
-                  {{"user", b64 ? base64(user) : user}, {"password", b64 ? base64(password) : password}}),
+      encode_form(profile_.login.form, {{"user", b64 ? base64(user) : user},
+                                        {"password", b64 ? base64(password) : password}}),
       profile_.timings.request);
   if (!a) return fail(std::move(a.error()).context("web login"));
   if (a->status != 200)
@@ -98,18 +100,20 @@ Result<LockState> WebFlasher::lock() {
   auto l = parse_lock_answer(profile_, a->body);
   if (l.kind == AnswerKind::SessionExpired) return fail(expired("upload lock"));
   if (l.state == LockState::Unknown)
-    return fail(Errc::PreconditionFailed,
-                "upload lock: the BMC's answer is not the profile's " + profile_.lock.answer.element +
-                    (l.value.empty() ? "" : " (" + profile_.lock.answer.attribute + "=\"" +
-                                                l.value + "\")") +
-                    ": is '" + profile_.name + "' the right profile for this firmware?");
+    return fail(
+        Errc::PreconditionFailed,
+        "upload lock: the BMC's answer is not the profile's " + profile_.lock.answer.element +
+            (l.value.empty() ? ""
+                             : " (" + profile_.lock.answer.attribute + "=\"" + l.value + "\")") +
+            ": is '" + profile_.name + "' the right profile for this firmware?");
   return l.state;
 }
 
 Status WebFlasher::upload(const std::string& filename, std::span<const std::uint8_t> image,
                           std::function<void(std::uint64_t, std::uint64_t)> progress) {
   HttpHeaders fields = profile_.upload.fields;
-  if (!csrf_.empty() && !profile_.csrf.field.empty()) fields.emplace_back(profile_.csrf.field, csrf_);
+  if (!csrf_.empty() && !profile_.csrf.field.empty())
+    fields.emplace_back(profile_.csrf.field, csrf_);
   WebSession::FilePart file{profile_.upload.file_field, filename, profile_.upload.content_type,
                             image};
   auto a = session_->post_multipart(profile_.upload.path, fields, file, profile_.timings.upload,
@@ -117,8 +121,8 @@ Status WebFlasher::upload(const std::string& filename, std::span<const std::uint
   if (!a) return fail(std::move(a.error()).context("upload"));
   if (a->status != 200)
     return fail(Errc::PreconditionFailed, "upload: the BMC answered " + status_text(*a) +
-                                              " to POST " + profile_.upload.path +
-                                              " (field '" + profile_.upload.file_field + "')");
+                                              " to POST " + profile_.upload.path + " (field '" +
+                                              profile_.upload.file_field + "')");
   // What the BMC made of the upload is the version check's to say (a session that ended
   // shows there as the login page).
   return {};
@@ -156,8 +160,8 @@ Status WebFlasher::start(bool preserve_config) {
 }
 
 Result<ProgressAnswer> WebFlasher::progress() {
-  auto a = post("progress", profile_.progress.path, profile_.progress.form,
-                profile_.timings.request);
+  auto a =
+      post("progress", profile_.progress.path, profile_.progress.form, profile_.timings.request);
   if (!a) return fail(a.error());
   auto p = parse_progress_answer(profile_, a->body);
   if (p.kind == AnswerKind::SessionExpired) return fail(expired("progress"));

@@ -132,8 +132,8 @@ class ProfileReader {
     return std::make_unique<Map>(n, file_, diags_, std::move(keys), what);
   }
 
-  std::optional<std::string> scalar(const Map& r, std::string_view key,
-                                    const std::string& what, bool required, std::size_t max = 256) {
+  std::optional<std::string> scalar(const Map& r, std::string_view key, const std::string& what,
+                                    bool required, std::size_t max = 256) {
     YAML::Node n = r.get(key);
     if (!n.IsDefined()) {
       if (required)
@@ -147,8 +147,9 @@ class ProfileReader {
     }
     const std::string& s = n.Scalar();
     if (!printable(s, max)) {
-      error(yaml::mark_of(n), what + "." + std::string(key) + " must be printable ASCII of at most " +
-                                  std::to_string(max) + " characters");
+      error(yaml::mark_of(n), what + "." + std::string(key) +
+                                  " must be printable ASCII of at most " + std::to_string(max) +
+                                  " characters");
       return std::nullopt;
     }
     return s;
@@ -193,7 +194,8 @@ class ProfileReader {
       return out;
     }
     for (const auto& e : yaml::map_entries(n, file_, &diags_, what)) {
-      if (e.name.empty() || !printable(e.name, 64) || e.name.find_first_of("\"\r\n") != std::string::npos) {
+      if (e.name.empty() || !printable(e.name, 64) ||
+          e.name.find_first_of("\"\r\n") != std::string::npos) {
         error(e.key_mark, what + ": field name '" + e.name + "' is not a plain name");
         continue;
       }
@@ -232,15 +234,15 @@ class ProfileReader {
     if (!a) return out;
     if (auto e = scalar(*a, "element", what + ".answer", true)) {
       if (!xml_name(*e))
-        error(yaml::mark_of(a->get("element")), what + ".answer.element '" + *e +
-                                                    "' is not an XML element name");
+        error(yaml::mark_of(a->get("element")),
+              what + ".answer.element '" + *e + "' is not an XML element name");
       else
         out.element = *e;
     }
     if (auto at = scalar(*a, "attribute", what + ".answer", attribute_required)) {
       if (!xml_name(*at))
-        error(yaml::mark_of(a->get("attribute")), what + ".answer.attribute '" + *at +
-                                                      "' is not an XML attribute name");
+        error(yaml::mark_of(a->get("attribute")),
+              what + ".answer.attribute '" + *at + "' is not an XML attribute name");
       else
         out.attribute = *at;
     }
@@ -267,7 +269,8 @@ class ProfileReader {
       if (*c == "true")
         p.confirmed = true;
       else if (*c != "false")
-        error(yaml::mark_of(top->get("confirmed")), "confirmed must be true or false, got '" + *c + "'");
+        error(yaml::mark_of(top->get("confirmed")),
+              "confirmed must be true or false, got '" + *c + "'");
     }
     p.sources = strings(top->get("sources"), "sources");
     p.guesses = strings(top->get("guesses"), "guesses");
@@ -289,8 +292,8 @@ class ProfileReader {
       }
       if (auto c = scalar(*r, "session-cookie", "login", true)) {
         if (!http_token(*c))
-          error(yaml::mark_of(r->get("session-cookie")), "login.session-cookie '" + *c +
-                                                             "' is not a cookie name");
+          error(yaml::mark_of(r->get("session-cookie")),
+                "login.session-cookie '" + *c + "' is not a cookie name");
         else
           p.login.session_cookie = *c;
       }
@@ -299,7 +302,8 @@ class ProfileReader {
         error(r->key_mark("success"),
               "login.success must list what a successful login's answer contains");
       for (const auto& s : p.login.success)
-        if (s.empty()) error(r->key_mark("success"), "login.success: an empty text matches anything");
+        if (s.empty())
+          error(r->key_mark("success"), "login.success: an empty text matches anything");
     }
     if (top->has("logout"))
       if (auto r = map(top->get("logout"), top->key_mark("logout"), "logout", {"path"}))
@@ -382,7 +386,8 @@ class ProfileReader {
                         "start.preserve-config", {"preserve", "reset"})) {
         if (auto v = scalar(*pc, "preserve", "start.preserve-config", true, 32))
           p.start.preserve_value = *v;
-        if (auto v = scalar(*pc, "reset", "start.preserve-config", true, 32)) p.start.reset_value = *v;
+        if (auto v = scalar(*pc, "reset", "start.preserve-config", true, 32))
+          p.start.reset_value = *v;
         if (p.start.preserve_value == p.start.reset_value && !p.start.reset_value.empty())
           error(r->key_mark("preserve-config"),
                 "start.preserve-config: preserve and reset must differ");
@@ -405,7 +410,8 @@ class ProfileReader {
                        {"request", "upload", "start-wait", "poll-interval", "flash", "offline",
                         "online", "session"})) {
         auto& t = p.timings;
-        for (auto [key, slot] : std::initializer_list<std::pair<const char*, std::chrono::milliseconds*>>{
+        for (auto [key, slot] :
+             std::initializer_list<std::pair<const char*, std::chrono::milliseconds*>>{
                  {"request", &t.request},
                  {"upload", &t.upload},
                  {"start-wait", &t.start_wait},
@@ -454,9 +460,8 @@ std::optional<std::string> pick_value(const XmlPick& pick, std::string_view body
   // Parsing stops at the first error but keeps what it read: BMC answers are not always
   // well-formed after the element labctl needs.
   (void)doc.load_buffer(body.data(), body.size(), pugi::parse_default, pugi::encoding_utf8);
-  pugi::xml_node n = doc.find_node([&](pugi::xml_node x) {
-    return x.type() == pugi::node_element && pick.element == x.name();
-  });
+  pugi::xml_node n = doc.find_node(
+      [&](pugi::xml_node x) { return x.type() == pugi::node_element && pick.element == x.name(); });
   if (!n) {
     if (ends_with_html(body)) kind = AnswerKind::SessionExpired;
     return std::nullopt;
@@ -513,8 +518,8 @@ std::string encode_form(const FormFields& form,
   // they are, everything else percent-encoded.
   auto encode = [](std::string_view s, std::string& out) {
     for (unsigned char c : s) {
-      if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '(' ||
-          c == ')' || c == ',') {
+      if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '(' || c == ')' ||
+          c == ',') {
         out += static_cast<char>(c);
       } else {
         out += '%';

@@ -47,8 +47,8 @@ struct FlashProfile {
   struct Login {
     std::string path;
     FormFields form;
-    bool base64_credentials = false;  // X11 firmware: name and pwd base64-encoded
-    std::string session_cookie;       // "SID"
+    bool base64_credentials = false;   // X11 firmware: name and pwd base64-encoded
+    std::string session_cookie;        // "SID"
     std::vector<std::string> success;  // substrings of a successful login's answer (any one)
   } login;
   std::string logout_path;  // "" when the profile has none
@@ -98,8 +98,8 @@ struct FlashProfile {
   } progress;
 
   struct Timings {
-    std::chrono::milliseconds request{30'000};   // any request but the upload
-    std::chrono::milliseconds upload{600'000};   // the whole upload
+    std::chrono::milliseconds request{30'000};     // any request but the upload
+    std::chrono::milliseconds upload{600'000};     // the whole upload
     std::chrono::milliseconds start_wait{10'000};  // for the start request's answer
     std::chrono::milliseconds poll_interval{2'000};
     std::chrono::milliseconds flash{900'000};    // start to 100% (or the BMC going away)

@@ -94,7 +94,8 @@ TEST(FlashProfile, FormEncodingKeepsSecretsIntact) {
   EXPECT_EQ(encode_form(f, {{"user", "lab admin"}, {"password", "a&b=c+d/%"}}),
             "name=lab%20admin&pwd=a%26b%3Dc%2Bd%2F%25&check=00");
   // base64 padding and '+' are encoded too.
-  EXPECT_EQ(encode_form({{"pwd", "{password}"}}, {{"password", "QUQ+/w=="}}), "pwd=QUQ%2B%2Fw%3D%3D");
+  EXPECT_EQ(encode_form({{"pwd", "{password}"}}, {{"password", "QUQ+/w=="}}),
+            "pwd=QUQ%2B%2Fw%3D%3D");
 }
 
 TEST(FlashProfile, ErrorsNameTheLineAndTheKey) {
@@ -133,7 +134,8 @@ TEST(FlashProfile, ErrorsNameTheLineAndTheKey) {
 
 TEST(FlashProfile, LockAnswers) {
   auto p = builtin("x10-x11");
-  auto a = parse_lock_answer(p, "<?xml version=\"1.0\"?>\n<IPMI>\n  <LOCK_FW_UPLOAD RES=\"1\"/>\n</IPMI>");
+  auto a = parse_lock_answer(
+      p, "<?xml version=\"1.0\"?>\n<IPMI>\n  <LOCK_FW_UPLOAD RES=\"1\"/>\n</IPMI>");
   EXPECT_EQ(a.kind, AnswerKind::Xml);
   EXPECT_EQ(a.state, LockState::Granted);
   a = parse_lock_answer(p, "<?xml version=\"1.0\"?><IPMI><LOCK_FW_UPLOAD RES=\"0\"/></IPMI>");
@@ -172,8 +174,9 @@ TEST(FlashProfile, VersionAnswers) {
 TEST(FlashProfile, ProgressAnswers) {
   auto p = builtin("x10-x11");
   // bmclib's test answer, leading blanks and all.
-  auto a = parse_progress_answer(p, "  <?xml version=\"1.0\"?>\n\t\t\t\t<IPMI>\n\t\t\t\t  "
-                                    "<percent>95</percent>\n\t\t\t\t</IPMI>");
+  auto a = parse_progress_answer(p,
+                                 "  <?xml version=\"1.0\"?>\n\t\t\t\t<IPMI>\n\t\t\t\t  "
+                                 "<percent>95</percent>\n\t\t\t\t</IPMI>");
   EXPECT_EQ(a.kind, AnswerKind::Xml);
   EXPECT_EQ(a.percent, 95);
   EXPECT_EQ(parse_progress_answer(p, "<IPMI><percent>100%</percent></IPMI>").percent, 100);
@@ -190,8 +193,9 @@ TEST(FlashProfile, LoginAndCsrf) {
   EXPECT_TRUE(login_succeeded(
       p, "<script>self.location='../cgi/url_redirect.cgi?url_name=mainmenu';</script>"));
   EXPECT_FALSE(login_succeeded(p, "<html>Invalid Username or Password</html>"));
-  EXPECT_EQ(find_csrf_token(
-                p, "<script>SmcCsrfInsert (\"CSRF_TOKEN\", \"JhVe1BUiWzOVQdvXUKn7ClsQ5xffq8StMOxG7ZNlpKs\");"),
+  EXPECT_EQ(find_csrf_token(p,
+                            "<script>SmcCsrfInsert (\"CSRF_TOKEN\", "
+                            "\"JhVe1BUiWzOVQdvXUKn7ClsQ5xffq8StMOxG7ZNlpKs\");"),
             "JhVe1BUiWzOVQdvXUKn7ClsQ5xffq8StMOxG7ZNlpKs");
   EXPECT_EQ(find_csrf_token(p, "no token here"), "");
   // A token that would break a header line is refused.

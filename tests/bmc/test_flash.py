@@ -226,6 +226,38 @@ class Flash(unittest.TestCase):
         self.assertEqual(j["status"], "up-to-date")
         lab.assert_secret_kept(self, rig.pw)
 
+    def test_09_adhoc_host_with_own_profile_file(self):
+        """`labctl bmc --host` with a profile file of the operator's own (the X8 profile with short
+        timings), --factory-reset: the --user login is set again afterwards."""
+        rig = self.rig("adhoc")
+        lab = rig.lab
+        with open(os.path.join(ARGS.source, "plugins", "supermicro_bmc", "profiles", "x8-aten-web.yaml")) as f:
+            text = f.read()
+        text = re.sub(r"\ntimings:.*", "\ntimings: " + TIMINGS + "\n", text, flags=re.S)
+        prof = os.path.join(lab.tmp, "my-x8.yaml")
+        with open(prof, "w") as f:
+            f.write(text)
+        base = ["bmc", "--host", f"127.0.0.1:{rig.bmc.port}", "--user", "labadmin", "--password-env", "BMC_PW"]
+        flash = ["firmware", "flash", rig.image, "--factory-reset", "--profile", prof, "--web-scheme", "http",
+                 "--web-port", str(rig.web.port)]
+        # Without a board model there is nothing to check the image against.
+        r = lab.labctl(*base, *flash, "--accept-unconfirmed-profile")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("board model", r.stderr)
+        # Unconfirmed, not accepted: refused before anything is sent.
+        r = lab.labctl(*base, "--model", "X8SIL-F", *flash)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("UNCONFIRMED", r.stderr)
+        self.assertEqual(rig.web.texts(), [])
+        j = lab.json(*base, "--model", "X8SIL-F", *flash, "--accept-unconfirmed-profile", "--json")
+        self.assertEqual(j["status"], "done", j)
+        self.assertEqual(keys(j["steps"]), FLASH_STEPS + ["set-credentials", "disable-factory-login"])
+        self.assertEqual(j["profile"]["origin"], prof)
+        self.assertIn("online 2.60 factory", rig.web.texts())
+        self.assertEqual(rig.firmware(), "2.60")
+        self.assertFalse(test_bmc.login_ok(rig.bmc, "ADMIN", "ADMIN"))
+        lab.assert_secret_kept(self, rig.pw)
+
     def test_03_kill_mid_flash_and_resume(self):
         rig = self.rig("kill", flash_time=2.0)
         lab = rig.lab
