@@ -1,5 +1,6 @@
 #include "controller/context.h"
 
+#include "common/digest.h"
 #include "controller/firmware_store.h"
 
 #include "agents/rpc/remote_agent.h"
@@ -114,13 +115,7 @@ std::string file_sha256(const std::filesystem::path& path) {
   unsigned int len = 0;
   EVP_DigestFinal_ex(ctx, md, &len);
   EVP_MD_CTX_free(ctx);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out += hex[md[i] >> 4];
-    out += hex[md[i] & 15];
-  }
-  return out;
+  return hex({md, len});
 }
 
 }  // namespace labctl::controller

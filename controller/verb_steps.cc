@@ -2,12 +2,11 @@
 
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include <atomic>
 #include <cstdlib>
 #include <iostream>
 
+#include "common/digest.h"
 #include "controller/executor.h"
 #include "controller/progress.h"
 
@@ -26,17 +25,7 @@ std::string steps_identity(const std::vector<sdk::Step>& steps) {
     if (args.is_object()) args.erase("from");
     j.push_back({s.key, s.action, args});
   }
-  const std::string text = j.dump();
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(text.data(), text.size(), md, &len, EVP_sha256(), nullptr);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out += hex[md[i] >> 4];
-    out += hex[md[i] & 15];
-  }
-  return out;
+  return sha256_hex(j.dump());
 }
 
 }  // namespace

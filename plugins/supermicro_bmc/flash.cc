@@ -2,11 +2,10 @@
 
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <fstream>
 
+#include "common/digest.h"
 #include "common/text.h"
 #include "plugins/supermicro_bmc/aten_image.h"
 #include "plugins/supermicro_bmc/device_target.h"
@@ -81,19 +80,6 @@ Status refuse_unconfirmed(const sdk::Device& d, const FlashProfile& p) {
                   d.name +
                   " (or --accept-unconfirmed-profile), or capture the board's sequence into a "
                   "profile of your own (web.profile-file)");
-}
-
-std::string sha256_hex(std::span<const std::uint8_t> data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out += hex[md[i] >> 4];
-    out += hex[md[i] & 15];
-  }
-  return out;
 }
 
 }  // namespace

@@ -262,13 +262,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         # A restarting BMC drops every connection, kept-alive ones too (the server that accepted
         # this one is no longer the one listening).
         if self.server is not self.web._server:
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            return
+            return self.hang_up()
         super().handle_one_request()
+
+    def hang_up(self):
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     # -- plumbing
     def reply(self, body, status=200, ctype="text/html", cookie=None):
@@ -405,12 +407,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if "truncate-upload" in self.web.failures:
             got = self.rfile.read(length // 2)
             self.web.event(f"upload cut after {len(got)} of {length} bytes")
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            return
+            return self.hang_up()
         body = self.rfile.read(length)
         if s is None:
             self.web.event("no session: upload")
