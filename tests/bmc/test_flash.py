@@ -16,6 +16,9 @@ journal.
 - The verb, X10/X11 profile over HTTPS with a self-signed certificate: refused until the
   inventory accepts the certificate (nothing uploaded), then `--preserve-config` keeps the users;
   without --preserve-config/--factory-reset nothing happens.
+- `labctl bmc --host` with --model, --web-port and a profile file of one's own (the X8 profile with
+  short timings), --factory-reset: refused without a board model, refused while unconfirmed and
+  not accepted, then flashed and the --user login set again.
 - labctl SIGKILLed while the BMC flashes, then resumed: one upload, one start, every step done.
 - Injected failures, each ending with a clear error and no step done past the failure: lock
   contention, truncated upload, a wrong version for the upload, a stalled flash (timeout), a BMC
