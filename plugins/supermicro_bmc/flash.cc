@@ -239,8 +239,8 @@ sdk::Step step(const std::string& action, const std::string& to, std::string tit
 struct FlashRunner::DeviceWeb {
   std::string identity;  // endpoint and profile: a new session when either changes
   std::unique_ptr<WebFlasher> web;
-  std::string uploaded_sha;  // what this session uploaded
-  bool checked = false;      // and the BMC read the right version from it
+  std::string uploaded;  // what this session uploaded (the step's image and version), "" for none
+  bool checked = false;  // and the BMC read the right version from it
   bool warned = false;
   std::int64_t login_at = 0;  // wall clock, ms
 };
@@ -417,7 +417,7 @@ class Work {
     if (!dw_.web || dw_.identity != identity) {
       dw_.web = std::make_unique<WebFlasher>(p_, e, [] { return false; });
       dw_.identity = identity;
-      dw_.uploaded_sha.clear();
+      dw_.uploaded.clear();
       dw_.checked = false;
     }
     dw_.web->set_cancel([this] { return ctx_.cancelled(); });
@@ -442,7 +442,7 @@ class Work {
     if (!p_.confirmed && !a_.accept) return refuse_unconfirmed(d_, p_);
     auto t = inventory_target(ctx_, d_);
     if (!t) return fail(t.error());
-    dw_.uploaded_sha.clear();
+    dw_.uploaded.clear();
     dw_.checked = false;
     auto r = dw_.web->login(t->user, t->password);
     if (!r && r.error().code() == Errc::AuthFailed &&
@@ -465,28 +465,35 @@ class Work {
     auto r = fn();
     if (r || r.error().code() != Errc::AuthFailed || !dw_.web->session_ended()) return r;
     ctx_.log("the web session ended (" + r.error().message() + "); logging in again");
-    dw_.uploaded_sha.clear();
+    dw_.uploaded.clear();
     dw_.checked = false;
     return fn();
   }
 
-  Status uploaded(const VerifiedImage& img) {
+  using ImageLoader = std::function<Result<VerifiedImage>()>;
+
+  // The image is loaded (and verified again) only when it has to go to the BMC: an upload this
+  // session made moment ago was verified then.
+  Status uploaded(const ImageLoader& load) {
     if (auto r = login(); !r) return r;
-    if (dw_.uploaded_sha == img.sha256) return {};
+    const std::string what = a_.image.dump() + "@" + a_.to;
+    if (dw_.uploaded == what) return {};
+    auto img = load();
+    if (!img) return fail(img.error());
     if (auto r = take_lock(); !r) return r;
-    ctx_.log("uploading " + img.name + " (" + std::to_string(img.bytes.size()) + " bytes) to " +
+    ctx_.log("uploading " + img->name + " (" + std::to_string(img->bytes.size()) + " bytes) to " +
              dw_.web->endpoint().base() + p_.upload.path);
-    auto r = dw_.web->upload(img.name, img.bytes, [this](std::uint64_t sent, std::uint64_t total) {
-      ctx_.progress(sent, total, "upload");
-    });
+    auto r = dw_.web->upload(
+        img->name, img->bytes,
+        [this](std::uint64_t sent, std::uint64_t total) { ctx_.progress(sent, total, "upload"); });
     if (!r) return r;
-    dw_.uploaded_sha = img.sha256;
+    dw_.uploaded = what;
     dw_.checked = false;
     return {};
   }
 
-  Status checked(const VerifiedImage& img) {
-    if (auto r = uploaded(img); !r) return r;
+  Status checked(const ImageLoader& load) {
+    if (auto r = uploaded(load); !r) return r;
     if (dw_.checked) return {};
     auto v = dw_.web->uploaded_version();
     if (!v) return fail(v.error());
@@ -669,21 +676,17 @@ Status FlashRunner::run_step(sdk::DeviceContext& ctx, const sdk::Device& d, cons
   if (auto r = runs_version(ctx, d, a.to); r && *r) return done_already(ctx, a);
   Work w(ctx, d, web_of(d), a, std::move(*p));
 
-  if (act == "upload" || act == "check-upload") {
-    auto img = load_image(ctx, d, a);
-    if (!img) return fail(img.error());
-    return w.with_session([&] { return act == "upload" ? w.uploaded(*img) : w.checked(*img); });
-  }
+  const Work::ImageLoader load = [&] { return load_image(ctx, d, a); };
+  if (act == "upload" || act == "check-upload")
+    return w.with_session([&] { return act == "upload" ? w.uploaded(load) : w.checked(load); });
   if (act == "start-flash") {
     if (w.flashing()) {
       ctx.log("the BMC is flashing already");
       w.drop_lock_record();
       return {};
     }
-    auto img = load_image(ctx, d, a);
-    if (!img) return fail(img.error());
     auto r = w.with_session([&]() -> Status {
-      if (auto c = w.checked(*img); !c) return c;
+      if (auto c = w.checked(load); !c) return c;
       ctx.log(std::string("starting the flash: ") +
               (a.preserve ? "the configuration is kept"
                           : "reset to factory settings (the BMC comes back with ADMIN/ADMIN)"));
@@ -762,12 +765,26 @@ Status FlashRunner::run_step(sdk::DeviceContext& ctx, const sdk::Device& d, cons
   }
   if (act == "wait-offline") {
     const auto deadline = Clock::now() + t.offline;
+    auto gone = [](const Error& e) {
+      return e.code() == Errc::Unreachable || e.code() == Errc::Timeout;
+    };
     for (int round = 0; round < kMaxRounds && Clock::now() < deadline; ++round) {
-      if (!w.web().answers(t.poll_interval + ms(1000))) {
+      Result<ProgressAnswer> pr = fail(Errc::Unreachable, "web interface gone");
+      if (w.web().answers(t.poll_interval + ms(1000))) {
+        auto l = w.login();
+        pr = l ? w.web().progress() : Result<ProgressAnswer>(fail(l.error()));
+      }
+      if (!pr && gone(pr.error())) {
         ctx.log("the web interface went away: the BMC is restarting");
         return {};
       }
-      if (auto r = runs_version(ctx, d, a.to); r && *r) return done_already(ctx, a);
+      // A BMC that restarted between two looks has forgotten every web session: only then is it
+      // worth asking IPMI what it runs.
+      if (!pr && pr.error().code() == Errc::AuthFailed && w.web().session_ended()) {
+        if (auto r = runs_version(ctx, d, a.to); r && *r) return done_already(ctx, a);
+      } else if (!pr) {
+        return fail(pr.error());
+      }
       if (!ctx.sleep_for(t.poll_interval)) return fail(Errc::Cancelled, "cancelled");
     }
     return fail(Errc::Timeout, "the BMC did not restart within " +
