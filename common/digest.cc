@@ -45,6 +45,12 @@ std::string sha256_hex(std::string_view data) {
   return h.hex_final();
 }
 
+std::string sha256_hex(std::span<const std::uint8_t> data) {
+  Sha256 h;
+  h.update(data.data(), data.size());
+  return h.hex_final();
+}
+
 std::string sha256_file_hex(const std::filesystem::path& path, std::uint64_t* size) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return "";

@@ -30,6 +30,7 @@ class Sha256 {
 };
 
 std::string sha256_hex(std::string_view data);
+std::string sha256_hex(std::span<const std::uint8_t> data);
 // The SHA-256 of a file's bytes (and its size when `size` is given); "" when it cannot be read.
 std::string sha256_file_hex(const std::filesystem::path& path, std::uint64_t* size = nullptr);
 

@@ -30,6 +30,7 @@
 #include "controller/plan_output.h"
 #include "controller/planner.h"
 #include "controller/schedule.h"
+#include "controller/verb_steps.h"
 #include "plugins/cisco_phone/doctor.h"
 
 namespace labctl::controller {
@@ -422,6 +423,11 @@ struct DeviceVerbArgs {
   // and where `labctl drive scan` reads sysfs.
   std::string device_path, sysfs;
   bool accept_brick_risk = false;
+  // `bmc NAME firmware flash FILE` options; --model for a --host BMC.
+  bool preserve_config = false, factory_reset = false, accept_unconfirmed = false;
+  std::string profile, model;
+  std::string web_scheme;  // with --host: how to reach its web interface
+  int web_port = 0;
 };
 
 // `labctl phone doctor --log FILE`: what an in.tftpd syslog says about the phones it served.
@@ -553,6 +559,21 @@ std::optional<inventory::Inventory> adhoc_inventory(Context& ctx, const std::str
                              {"password", adhoc_secret(a)}};
   if (port) d.params["port"] = port;
   if (a.cipher_suite >= 0) d.params["cipher-suite"] = a.cipher_suite;
+  d.model = a.model;
+  if (!a.web_scheme.empty()) {
+    if (a.web_scheme != "http" && a.web_scheme != "https") {
+      std::cerr << where << ": --web-scheme must be http or https\n";
+      return std::nullopt;
+    }
+    d.params["web"]["scheme"] = a.web_scheme;
+  }
+  if (a.web_port != 0) {
+    if (a.web_port < 1 || a.web_port > 65535) {
+      std::cerr << where << ": --web-port must be 1..65535\n";
+      return std::nullopt;
+    }
+    d.params["web"]["port"] = a.web_port;
+  }
   inv.devices.push_back(std::move(d));
   a.device = host;
   return inv;
@@ -689,6 +710,11 @@ int cmd_device_verb(Context& ctx, const std::string& noun, DeviceVerbArgs a) {
     return kExitError;
   }
   if (a.accept_brick_risk) args["accept_brick_risk"] = true;
+  for (auto [flag, name] : {std::pair{a.preserve_config, "preserve-config"},
+                            {a.factory_reset, "factory-reset"},
+                            {a.accept_unconfirmed, "accept-unconfirmed-profile"}})
+    if (flag) args[name] = true;
+  if (!a.profile.empty()) args["profile"] = a.profile;
   auto agent = ctx.agents(*inv).for_device(*dev);
   if (!agent) {
     std::cerr << "labctl " << noun << " " << dev->name << ": " << agent.error().message() << "\n";
@@ -699,6 +725,17 @@ int cmd_device_verb(Context& ctx, const std::string& noun, DeviceVerbArgs a) {
     std::cerr << "labctl " << noun << " " << dev->name << " " << a.verb << ": "
               << r.error().message() << " [" << errc_name(r.error().code()) << "]\n";
     return kExitError;
+  }
+  // A verb that hands back steps: they run journaled, like apply's.
+  if (r->data.is_object() && r->data.contains("run_steps")) {
+    (a.json ? std::cerr : std::cout) << r->text;
+    const std::string where =
+        a.host.empty() ? std::filesystem::absolute(a.inventory).lexically_normal().string()
+                       : "--host " + a.host;
+    return run_verb_steps(ctx, *inv, *dev,
+                          noun + " " + a.verb + (a.rest.empty() ? "" : " " + a.rest[0]) + " " +
+                              dev->name + " (" + where + ")",
+                          r->data, a.json);
   }
   if (a.json)
     std::cout << r->data.dump(2) << "\n";
@@ -1100,6 +1137,18 @@ int run_cli(int argc, char** argv) {
       sub->add_option("--password-file", args->password_file,
                       "with --host: a file (mode 0600) holding the password");
       sub->add_option("--cipher-suite", args->cipher_suite, "with --host: default 3");
+      sub->add_option("--model", args->model, "with --host: the board (X8SIL-F), for firmware");
+      sub->add_flag("--preserve-config", args->preserve_config,
+                    "firmware flash: keep the BMC's users and network settings");
+      sub->add_flag("--factory-reset", args->factory_reset,
+                    "firmware flash: reset the BMC to factory settings (labctl then sets the "
+                    "inventory's login and LAN settings again)");
+      sub->add_flag("--accept-unconfirmed-profile", args->accept_unconfirmed,
+                    "firmware flash: use a flasher profile never seen on a real board");
+      sub->add_option("--profile", args->profile,
+                      "firmware flash: the flasher profile to use (a name, or a profile file)");
+      sub->add_option("--web-scheme", args->web_scheme, "with --host: http or https (default)");
+      sub->add_option("--web-port", args->web_port, "with --host: the web interface's port");
     }
     if (noun == "hypervisor") {
       sub->add_option("--uri", args->uri,

@@ -35,6 +35,7 @@ TARGETS=(${FUZZ_TARGETS:-inventory catalog version tftp dhcp phone_info})
 [[ -n "${FUZZ_TARGETS:-}" ]] || TARGETS+=(agent_api)      # the agent API codec
 [[ -n "${FUZZ_TARGETS:-}" ]] || TARGETS+=(esxi)  # vSphere About, domain XML, libvirt URIs
 [[ -n "${FUZZ_TARGETS:-}" ]] || TARGETS+=(scsi)  # optical drive codec and emulator
+[[ -n "${FUZZ_TARGETS:-}" ]] || TARGETS+=(bmc_web)        # BMC web flasher profiles and answers
 JOBS="${FUZZ_JOBS:-2}"
 
 if ! command -v "$CLANG_CXX" >/dev/null; then

@@ -10,6 +10,7 @@
 
 #include "common/text.h"
 #include "plugins/supermicro_bmc/aten_image.h"
+#include "plugins/supermicro_bmc/device_target.h"
 
 namespace labctl::supermicro_bmc {
 
@@ -20,12 +21,6 @@ namespace {
 
 const char* kCiphers =
     "cipher suites: 3 (HMAC-SHA1, AES-128: the safe choice on X8), 17 where offered";
-
-int privilege_code(const std::string& p) {
-  if (p == "user") return 2;
-  if (p == "operator") return 3;
-  return 4;
-}
 
 std::string privilege_name(int p) {
   switch (p) {
@@ -46,57 +41,9 @@ std::string privilege_name(int p) {
   }
 }
 
-std::string inventory_user(const sdk::Device& d) {
-  return d.params.value("credentials", json::object()).value("user", std::string(kFactoryUser));
-}
-
-// The session parameters for a device, with `user` / `password` as given.
-Target base_target(const sdk::Device& d) {
-  Target t;
-  t.host = d.ip;
-  t.port = static_cast<int>(d.params.value("port", std::int64_t{623}));
-  t.cipher_suite = static_cast<int>(d.params.value("cipher-suite", std::int64_t{3}));
-  t.privilege = privilege_code(d.params.value("privilege", "admin"));
-  t.session_timeout =
-      std::chrono::milliseconds(d.params.value("session-timeout", std::int64_t{8000}));
-  t.retransmission_timeout =
-      std::chrono::milliseconds(d.params.value("retransmission-timeout", std::int64_t{250}));
-  for (const auto& w : d.params.value("workarounds", json::array()))
-    if (w.is_string())
-      if (auto f = workaround_flag(w.get<std::string>())) t.workarounds |= *f;
-  return t;
-}
-
-Result<Target> inventory_target(sdk::DeviceContext& ctx, const sdk::Device& d) {
-  if (d.ip.empty())
-    return fail(Errc::PreconditionFailed, d.name + ": no ip in the inventory (the BMC's address)");
-  Target t = base_target(d);
-  t.user = inventory_user(d);
-  auto pw = ctx.secret(d, "/credentials/password");
-  if (!pw) return fail(std::move(pw.error()).context(d.name + ": credentials.password"));
-  t.password = *pw;
-  return t;
-}
-
 // Where a BMC's SDR repository is cached between runs.
 std::filesystem::path sdr_cache(sdk::DeviceContext& ctx, const Target& t) {
   return ctx.plugin_state_dir() / "sdr" / (t.host + "_" + std::to_string(t.port) + ".sdr");
-}
-
-Target factory_target(const sdk::Device& d) {
-  Target t = base_target(d);
-  t.user = kFactoryUser;
-  t.password = kFactoryPassword;
-  return t;
-}
-
-// Whether a session with `t` opens (true), is refused (false), or something else went wrong.
-Result<bool> login_accepted(Target t, std::chrono::milliseconds timeout) {
-  t.session_timeout = timeout;
-  auto s = Session::open(t);
-  if (s) return true;
-  if (s.error().code() == Errc::AuthFailed || s.error().code() == Errc::NotSupported) return false;
-  return fail(s.error());
 }
 
 std::string random_password() {
@@ -211,6 +158,7 @@ SupermicroBmcPlugin::SupermicroBmcPlugin() {
                              .defaults(true)
                              .describe("probe tries the factory login, an anonymous login and "
                                        "cipher suite 0 (each one session attempt)"));
+  schema_.keys.push_back(web_schema());
 }
 
 void SupermicroBmcPlugin::check_device(const sdk::Device& d, const sdk::Inventory&,
@@ -222,43 +170,51 @@ void SupermicroBmcPlugin::check_device(const sdk::Device& d, const sdk::Inventor
   if (d.params.value("cipher-suite", std::int64_t{3}) == 0)
     report.error("/cipher-suite",
                  "cipher suite 0 has no authentication: anyone who knows a user name gets in");
+  check_web_keys(d, report);
 }
 
 Result<std::vector<sdk::Step>> SupermicroBmcPlugin::hop_steps(const sdk::Device& d,
                                                               const sdk::HopInfo& hop) const {
-  return fail(Errc::NotSupported,
-              d.name + ": firmware " + hop.to.text +
-                  ": flashing through the BMC's web interface is not in this build "
-                  "(plugins/supermicro_bmc/README.md); 'labctl firmware verify FILE' checks an "
-                  "image offline");
+  auto req = hop_request(d, hop);
+  if (!req) return fail(req.error());
+  return flash_steps(d, *req);
 }
 
 std::vector<sdk::Step> SupermicroBmcPlugin::reconcile_steps(
     const sdk::Device& d, const sdk::Observation& obs,
     const std::vector<sdk::Step>& firmware_steps) const {
   std::vector<sdk::Step> out;
-  (void)firmware_steps;
+  auto add = [&](const std::string& action, std::string title, std::string reason,
+                 json args = json::object()) {
+    if (std::any_of(out.begin(), out.end(), [&](const auto& s) { return s.key == action; })) return;
+    sdk::Step s;
+    s.key = s.action = action;
+    s.title = std::move(title);
+    s.reason = std::move(reason);
+    s.args = std::move(args);
+    out.push_back(std::move(s));
+  };
   const std::string login = obs.facts.value("login", "");
   const bool factory_creds = inventory_user(d) == kFactoryUser;
-  if (login == "factory" && !(factory_creds && obs.facts.value("inventory_is_factory", false))) {
-    sdk::Step s;
-    s.key = "set-credentials";
-    s.action = "set-credentials";
-    s.title = "set the inventory's login (" + inventory_user(d) + ") on " + d.name;
-    s.reason = "the BMC accepts only the factory login ADMIN/ADMIN";
-    out.push_back(s);
-  }
+  const bool inventory_is_factory = obs.facts.value("inventory_is_factory", false);
+  // A flash that resets the BMC to factory settings leaves it with ADMIN/ADMIN only, whatever
+  // the probe saw before it.
+  const bool reset = resets_to_factory(firmware_steps);
+  const std::string after_reset =
+      "the flash resets the BMC to factory settings: afterwards only ADMIN/ADMIN works";
+  const std::string set_title =
+      "set the inventory's login (" + inventory_user(d) + ") on " + d.name;
+  if (login == "factory" && !(factory_creds && inventory_is_factory))
+    add("set-credentials", set_title, "the BMC accepts only the factory login ADMIN/ADMIN");
+  if (reset && !inventory_is_factory) add("set-credentials", set_title, after_reset);
   const bool factory_open =
       std::any_of(obs.findings.begin(), obs.findings.end(),
                   [](const sdk::Finding& f) { return f.code == "default-credentials"; });
-  if ((factory_open || login == "factory") && !factory_creds) {
-    sdk::Step s;
-    s.key = "disable-factory-login";
-    s.action = "disable-factory-login";
-    s.title = "disable the factory login ADMIN on " + d.name;
-    s.reason = "ADMIN/ADMIN is accepted: anyone on the management network gets in";
-    out.push_back(s);
-  }
+  if ((factory_open || login == "factory" || reset) && !factory_creds)
+    add("disable-factory-login", "disable the factory login ADMIN on " + d.name,
+        reset && !factory_open && login != "factory"
+            ? after_reset
+            : "ADMIN/ADMIN is accepted: anyone on the management network gets in");
   if (d.params.contains("lan")) {
     const json want = d.params.at("lan");
     const json have = obs.facts.value("lan", json::object());
@@ -266,16 +222,15 @@ std::vector<sdk::Step> SupermicroBmcPlugin::reconcile_steps(
     if (want.value("source", "") == "static")
       for (const char* k : {"address", "netmask", "gateway"})
         if (want.contains(k) && want.value(k, "") != have.value(k, "")) differs = true;
-    if (differs && !have.empty()) {
-      sdk::Step s;
-      s.key = "set-lan";
-      s.action = "set-lan";
-      s.title = "set LAN configuration of " + d.name + " (" + want.value("source", "") +
-                (want.contains("address") ? " " + want.value("address", "") : "") + ")";
-      s.reason = "the BMC's LAN configuration differs from the inventory";
-      s.args = {{"lan", want}};
-      out.push_back(s);
-    }
+    const std::string title =
+        "set LAN configuration of " + d.name + " (" + want.value("source", "") +
+        (want.contains("address") ? " " + want.value("address", "") : "") + ")";
+    if (reset)
+      add("set-lan", title, "factory settings after the flash: the LAN settings are set again",
+          {{"lan", want}});
+    else if (differs && !have.empty())
+      add("set-lan", title, "the BMC's LAN configuration differs from the inventory",
+          {{"lan", want}});
   }
   return out;
 }
@@ -383,11 +338,22 @@ Result<sdk::Observation> SupermicroBmcPlugin::probe(sdk::DeviceContext& ctx, con
           {"critical", "cipher-suite-0",
            "cipher suite 0 is enabled: a session opens for " + zero.user + " with any password"});
   }
+  // How labctl would reach the web interface to flash it (nothing is sent there by a probe).
+  if (const json w = d.params.value("web", json::object()); w.is_object()) {
+    if (w.value("scheme", std::string("https")) == "http")
+      o.findings.push_back({"warning", "web-plain-http",
+                            "web.scheme is http: a flash sends the BMC's login in clear text"});
+    else if (w.value("accept-self-signed", false))
+      o.findings.push_back({"warning", "web-tls-unverified",
+                            "web.accept-self-signed: the web interface's certificate is not "
+                            "verified when flashing (anyone in the path could pose as the BMC)"});
+  }
   return o;
 }
 
 Result<bool> SupermicroBmcPlugin::step_done(sdk::DeviceContext& ctx, const sdk::Device& d,
                                             const sdk::Step& step) {
+  if (is_flash_action(step.action)) return flash_.step_done(ctx, d, step);
   auto t = inventory_target(ctx, d);
   if (!t) return fail(t.error());
   if (step.action == "set-credentials") {
@@ -419,6 +385,7 @@ Result<bool> SupermicroBmcPlugin::step_done(sdk::DeviceContext& ctx, const sdk::
 
 Status SupermicroBmcPlugin::run_step(sdk::DeviceContext& ctx, const sdk::Device& d,
                                      const sdk::Step& step) {
+  if (is_flash_action(step.action)) return flash_.run_step(ctx, d, step);
   auto t = inventory_target(ctx, d);
   if (!t) return fail(t.error());
   const int channel = static_cast<int>(d.params.value("channel", std::int64_t{1}));
@@ -504,10 +471,10 @@ std::vector<sdk::VerbSpec> SupermicroBmcPlugin::verbs() const {
        {{"kind", "cold or warm", true, {"cold", "warm"}}},
        true},
       {"firmware",
-       "verify FILE: check an SMT_*.bin image offline and against this BMC (flashing is not in "
-       "this build)",
-       {{"action", "verify", true, {"verify", "flash"}}, {"file", "the image", true, {}}},
-       false},
+       "verify FILE: check an SMT_*.bin image offline and against this BMC; flash FILE "
+       "--preserve-config|--factory-reset: flash it through the web interface (journaled steps)",
+       {{"action", "verify or flash", true, {"verify", "flash"}}, {"file", "the image", true, {}}},
+       true},
   };
 }
 
@@ -517,21 +484,20 @@ Result<sdk::VerbResult> SupermicroBmcPlugin::firmware_verb(sdk::DeviceContext& c
                                                            const sdk::Device& d, const json& args) {
   const std::string action = args.value("action", "verify");
   const std::string file = args.value("file", "");
-  if (action == "flash")
-    return fail(Errc::NotSupported,
-                d.name +
-                    ": flashing through the BMC's web interface is not in this build "
-                    "(plugins/supermicro_bmc/README.md); nothing was sent");
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return fail(Errc::NotFound, file + ": cannot read it");
-  std::vector<std::uint8_t> bytes;
-  constexpr std::size_t kMax = 64u << 20;
-  char buf[65536];
-  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-    bytes.insert(bytes.end(), buf, buf + in.gcount());
-    if (bytes.size() > kMax)
-      return fail(Errc::InvalidInput, file + ": over 64 MiB, not a BMC image of these boards");
+  if (action == "flash") {
+    auto r = flash_.plan_verb(ctx, d, args);
+    if (!r || !r->data.contains("run_steps")) return r;
+    // After a reset to factory settings the inventory's login and LAN settings go back on.
+    std::vector<sdk::Step> steps;
+    for (const auto& j : r->data["run_steps"])
+      if (auto s = sdk::Step::from_json(j)) steps.push_back(std::move(*s));
+    for (const auto& s : reconcile_steps(d, sdk::Observation{}, steps))
+      r->data["run_steps"].push_back(s.to_json());
+    return r;
   }
+  auto read = read_image_file(file);
+  if (!read) return fail(read.error());
+  const std::vector<std::uint8_t>& bytes = *read;
   auto img = parse_aten_image(bytes);
   if (!img) return fail(std::move(img.error()).context(file));
   sdk::VerbResult r;

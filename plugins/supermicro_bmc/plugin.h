@@ -4,11 +4,15 @@
 // Probe: Get Device ID, chassis status, users, LAN configuration, sensors from the SDR, and the
 // security checks an operator wants from an audit (the factory login still accepted, an anonymous
 // login, cipher suite 0). Reconcile: the inventory's login (and the factory one disabled) and LAN
-// settings, each read back through a fresh session with the new credentials. Verbs: info, power,
-// sensors, users, lan, reset-bmc. Firmware flashing (the web flasher) is not in this build.
+// settings, each read back through a fresh session with the new credentials. Firmware: flashing
+// through the BMC's web interface as journaled steps (flash.h), with the login and LAN settings
+// set again after a reset to factory settings. Verbs: info, power, sensors, users, lan,
+// reset-bmc, firmware verify|flash.
 #pragma once
 
 #include "plugins/sdk/plugin.h"
+#include "plugins/supermicro_bmc/device_target.h"
+#include "plugins/supermicro_bmc/flash.h"
 #include "plugins/supermicro_bmc/ipmi.h"
 
 namespace labctl::supermicro_bmc {
@@ -38,10 +42,7 @@ class SupermicroBmcPlugin : public sdk::Plugin {
   Result<sdk::VerbResult> firmware_verb(sdk::DeviceContext& ctx, const sdk::Device& d,
                                         const sdk::json& args);
   inventory::DeviceSchema schema_;
+  FlashRunner flash_;
 };
-
-// The factory login of these boards.
-inline constexpr const char* kFactoryUser = "ADMIN";
-inline constexpr const char* kFactoryPassword = "ADMIN";
 
 }  // namespace labctl::supermicro_bmc

@@ -35,3 +35,46 @@ def build(major=3, minor_bcd=0x13):
     img[header - 13:header + 3] = (b"ATENs_FW" + bytes([major, minor_bcd, 0x71]) +
                                    struct.pack("<I", crc) + b"\x17")
     return img, 0x400
+
+
+SIGNATURE = b"\x9f\xff\xff\xa0"
+FLASH_WINDOW = 0x40000000
+
+
+def verify(img):
+    """What a BMC would check in an uploaded SMT_*.bin before flashing it, written apart from
+    labctl's parser: every image header (64-byte blocks with the signature at +52) with its header
+    and image checksums, the image bytes inside the file, and the ATENs_FW footer with the CRC-32
+    of the images' CRC-32s. Returns (version 'M.mm' or None, [problems])."""
+    img = bytes(img)
+    problems, crcs = [], []
+    for at in range(0, len(img) - 63, 64):
+        if img[at + 52:at + 56] != SIGNATURE:
+            continue
+        fields = img[at + 12:at + 60]
+        number, base, length, _load, _exec = struct.unpack_from("<5I", fields)
+        (image_sum,) = struct.unpack_from("<I", fields, 36)
+        (header_sum,) = struct.unpack_from("<I", img, at + 60)
+        if aten_sum(fields) != header_sum:
+            problems.append(f"image {number}: header checksum")
+            continue
+        start = base - FLASH_WINDOW
+        if start < 0 or start + length > len(img):
+            problems.append(f"image {number}: bytes outside the file")
+            continue
+        data = img[start:start + length]
+        if aten_sum(data) != image_sum:
+            problems.append(f"image {number}: image checksum")
+        crcs.append(zlib.crc32(data))
+    if not crcs:
+        problems.append("no image headers")
+    at = img.rfind(b"ATENs_FW")
+    if at < 0 or at + 16 > len(img):
+        return None, problems + ["no ATENs_FW footer"]
+    major, minor, tag = img[at + 8], img[at + 9], img[at + 10]
+    (crc,) = struct.unpack_from("<I", img, at + 11)
+    if tag != 0x71 or img[at + 15] != 0x17:
+        problems.append("footer format")
+    elif crc != zlib.crc32(b"".join(struct.pack("<I", c) for c in crcs)):
+        problems.append("footer CRC")
+    return f"{major}.{minor >> 4}{minor & 15}", problems
