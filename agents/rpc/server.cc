@@ -425,7 +425,9 @@ class AgentServer::Impl {
       add_event("tftp", seg, tftp::event_to_json(e));
     };
     so.on_dhcp_event = [this](const dhcp::Event& e) {
-      add_event("dhcp", "", dhcp::event_to_json(e));
+      json j = dhcp::event_to_json(e);
+      const std::string segment = j.value("segment", "");
+      add_event("dhcp", segment, std::move(j));
     };
     so.say = [this](const std::string& line) { log("info", "services", {{"message", line}}); };
     std::string serr;

@@ -13,6 +13,9 @@
   too many requests) get clear 4xx answers and the agent keeps serving.
 - Phones on an agent's segment: the agent runs TFTP for it, gets the firmware from the
   controller's store, and two emulated phones go through SCCP 8.5(2) to SIP 9.4(2).
+- DHCP on an agent's segment: the agent runs in a network namespace of the test's own, reached
+  by the controller over a veth link; busybox udhcpc in another namespace gets the reservation
+  and option 150 from it, and `labctl agent events` shows the ACK.
 - `labctl agent status|events|install-unit`, the unit checked by systemd-analyze.
 """
 import datetime
@@ -478,6 +481,103 @@ class PhonesOnAnAgent(unittest.TestCase):
             lab.stop()
             if agents:
                 agents.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+class DhcpOnAnAgent(unittest.TestCase):
+    """An agent in a network namespace of the test's own, the segment's DHCP server there; the
+    controller in the root namespace reaches it over a veth link; busybox udhcpc in a client
+    namespace gets the phone's reservation and option 150 from the agent."""
+
+    def test_agent_serves_dhcp_for_its_segment_in_its_namespace(self):
+        sys.path.insert(0, os.path.join(HERE, "..", "dhcp"))
+        import dhcp_harness as dh
+        tmp = tempfile.mkdtemp(prefix="labctl-agent-dhcp-")
+        mac = "02:00:00:00:aa:01"
+        pair = dh.NetnsPair("agent", client_mac=mac).up()
+        pid = os.getpid()
+        root_if, ns_if = f"lar{pid}"[:15], f"lan{pid}"[:15]
+        net = 20 + pid % 200
+        ctl_root, ctl_ns = f"10.98.{net}.1", f"10.98.{net}.2"
+        agent = None
+        try:
+            dh.ip_cmd("link", "add", root_if, "type", "veth", "peer", "name", ns_if, "netns", pair.srv)
+            dh.ip_cmd("addr", "add", f"{ctl_root}/30", "dev", root_if)
+            dh.ip_cmd("link", "set", root_if, "up")
+            dh.ip_cmd("-n", pair.srv, "addr", "add", f"{ctl_ns}/30", "dev", ns_if)
+            dh.ip_cmd("-n", pair.srv, "link", "set", ns_if, "up")
+            pki = os.path.join(tmp, "pki")
+            r = subprocess.run([ARGS.labctl, "agent", "init", "--dir", pki, "--agent", "a2", "--host",
+                                f"a2={ctl_ns}"], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            port = 7443
+            out, log = os.path.join(tmp, "agent.out"), os.path.join(tmp, "agent.log")
+            with open(out, "w") as o, open(log, "w") as e:
+                agent = dh.popen(pair.exec_srv() + [ARGS.agent, "--config", os.path.join(pki, "a2.yaml"),
+                                                    "--listen", f"{ctl_ns}:{port}", "--state-dir",
+                                                    os.path.join(tmp, "agent-state")], stdout=o, stderr=e)
+            wait_for(lambda: "listening on" in read(out) or agent.poll() is not None, 20, "agent a2")
+            self.assertIsNone(agent.poll(), read(log))
+            os.makedirs(os.path.join(tmp, "root"))
+            inv = os.path.join(tmp, "lab.yaml")
+            with open(inv, "w") as f:
+                f.write(f"""version: 1
+site: agent-dhcp
+agents:
+  - {{name: a2, url: "https://{ctl_ns}:{port}", pki: {pki}}}
+segments:
+  - name: voice
+    interface: {pair.srv_if}
+    subnet: 10.99.0.0/16
+    agent: a2
+    dhcp: {{mode: serve, range: 10.99.1.0-10.99.1.100, lease-time: 1h}}
+    tftp: {{root: {tmp}/root, servers: [10.99.0.1, 10.99.0.2]}}
+devices:
+  - name: desk9
+    type: sim-phone
+    model: CP-7906G
+    mac: "{mac}"
+    ip: 10.99.0.50
+    segment: voice
+    agent: a2
+    extension: "1009"
+    sip: {{server: 10.99.0.1, password: {{env: LAB_SIP_1001}}}}
+    firmware: {{target: SIP11.9-4-2SR1-1S}}
+    sim: {{firmware: SIP11.9-4-2SR1-1S}}
+""")
+            env = dict(os.environ, NO_COLOR="1", LABCTL_CATALOG=os.path.join(ARGS.source, "catalog", "catalog.yaml"))
+            state = os.path.join(tmp, "controller")
+
+            def labctl(*args):
+                return subprocess.run([ARGS.labctl, "--state-dir", state, *args], env=env, capture_output=True,
+                                      text=True, timeout=60)
+            # The first call pushes the configuration; the agent starts DHCP and TFTP for "voice".
+            plan = labctl("plan", inv)
+            self.assertEqual(plan.returncode, 0, plan.stdout + plan.stderr + read(log))
+            st = labctl("agent", "status", "a2", "-i", inv, "--json")
+            self.assertEqual(st.returncode, 0, st.stdout + st.stderr)
+            j = json.loads(st.stdout)
+            self.assertEqual(j["dhcp-segments"], ["voice"], j)
+            self.assertEqual(j["tftp-segments"], ["voice"], j)
+            c = dh.ClientRun(pair, tmp, "udhcpc", "a")
+            rc = c.run(c.udhcpc_cmd(), timeout=30)
+            self.assertEqual(rc, 0, read(c.out) + read(log)[-3000:])
+            rec = c.wait_event({"bound"}, 1)
+            self.assertIsNotNone(rec, read(c.out))
+            self.assertEqual(rec.get("ip"), "10.99.0.50")
+            self.assertEqual(rec.get("opt150"), dh.OPT150_HEX, "option 150 as two addresses")
+            # The controller sees the agent's DHCP events.
+            ev = labctl("agent", "events", "a2", "-i", inv, "--json")
+            self.assertEqual(ev.returncode, 0, ev.stderr)
+            seen = [json.loads(line) for line in ev.stdout.splitlines()]
+            acks = [e for e in seen if e["service"] == "dhcp" and e["event"].get("event") == "ack"]
+            self.assertEqual([(a["segment"], a["event"]["mac"], a["event"]["ip"]) for a in acks],
+                             [("voice", mac, "10.99.0.50")], ev.stdout)
+        finally:
+            if agent is not None:
+                dh.stop_process(agent)
+            subprocess.run(["ip", "link", "del", root_if], capture_output=True, timeout=10)
+            pair.down()
             shutil.rmtree(tmp, ignore_errors=True)
 
 
