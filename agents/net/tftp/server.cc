@@ -931,6 +931,9 @@ class Worker {
   // Ends a transfer: optionally sends an ERROR, emits Failed, releases everything.
   void fail_transfer(Transfer& t, std::optional<ErrorCode> send, std::string_view message,
                      std::string reason, std::optional<std::uint16_t> received_code) {
+    // An unfinished upload's temporary file goes before the client hears why: what it then finds
+    // in the write area is what the server will leave there.
+    if (t.target) abandon_write(*t.target);
     if (send) send_packet(t, build_error(*send, message));
     Event e = base_event(t, EventKind::Failed);
     e.duration_ms = std::chrono::duration_cast<milliseconds>(Clock::now() - t.started).count();
@@ -939,7 +942,6 @@ class Worker {
     if (received_code) e.error_code = received_code;
     s_.stats.failed.fetch_add(1, std::memory_order_relaxed);
     s_.emit(e);
-    if (t.target) abandon_write(*t.target);
     finish(t);
   }
 

@@ -376,7 +376,7 @@ TEST_F(TftpServer, RepeatedAckRestartsAWindowOnceAndNeverCascades) {
   expect_blocks({1, 2});
   c.send(tid, ack(2));
   expect_blocks({3, 4});
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
   c.send(tid, ack(2));  // a copy, late enough to look like a restart request: window again
   expect_blocks({3, 4});
   c.send(tid, ack(4));  // the client's ACK of the first copy of the window
@@ -408,7 +408,10 @@ TEST_F(TftpServer, WindowRestartsAfterTheAcknowledgedBlock) {
   c.send(tid, ack(4));
   expect_blocks({5, 6, 7, 8});
   // Block 5 "lost": the client acknowledges 4 again, and the window starts over at 5 (RFC 7440
-  // section 4) -- once: a second copy of that ACK is ignored.
+  // section 4) -- once: a second copy of that ACK is ignored. The repeat comes well after the
+  // window left: one sooner than half a round trip is taken for a network copy of the first ACK,
+  // and a loaded machine (CI, sanitizers) can measure round trips of tens of milliseconds.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
   c.send(tid, ack(4));
   expect_blocks({5, 6, 7, 8});
   c.send(tid, ack(4));
