@@ -17,9 +17,12 @@
 # which clang reports from version 19 on (clang 14/16 say 201907L), so std::expected (Result<T>)
 # does not exist there. Override with CLANG_CC / CLANG_CXX.
 #
-# The whole project is configured in build/fuzz with -fsanitize=fuzzer-no-link,address,undefined
-# (UBSan non-recoverable, so undefined behaviour counts as a crash, and _GLIBCXX_ASSERTIONS for
-# bounds checks in the standard library); the fuzzer executables link -fsanitize=fuzzer,... .
+# The whole project is configured in build/fuzz with LABCTL_FUZZ and LABCTL_SANITIZE at -O1:
+# -fsanitize=fuzzer-no-link,address,undefined (UBSan non-recoverable, so undefined behaviour
+# counts as a crash, and _GLIBCXX_ASSERTIONS for bounds checks in the standard library); the
+# fuzzer executables link -fsanitize=fuzzer,... .
+#   FUZZ_BUILD=DIR                   use the targets of an existing LABCTL_FUZZ build instead
+#                                    (CI: build/ci, where the tests were built and run; -O0)
 # Each target runs on a copy of its committed corpus in build/fuzz/corpus/NAME, so the source
 # tree is never written (unless FUZZ_MERGE=1). Crash, leak and timeout artifacts go to
 # build/fuzz/artifacts/. Exit status: 0 when no target crashed, 1 otherwise, 2 on a build error.
@@ -27,7 +30,7 @@ set -euo pipefail
 
 SECONDS_PER_TARGET="${1:-60}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BUILD="$ROOT/build/fuzz"
+BUILD="${FUZZ_BUILD:-$ROOT/build/fuzz}"
 CLANG_CC="${CLANG_CC:-clang-19}"
 CLANG_CXX="${CLANG_CXX:-clang++-19}"
 TARGETS=(${FUZZ_TARGETS:-inventory catalog version tftp dhcp phone_info})
@@ -43,17 +46,17 @@ if ! command -v "$CLANG_CXX" >/dev/null; then
   exit 2
 fi
 
-SAN_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined"
-SAN_FLAGS+=" -fno-omit-frame-pointer -D_GLIBCXX_ASSERTIONS"
-# libstdc++ 12's std::stable_sort uses get_temporary_buffer, deprecated in C++23: one warning per
-# use, from the standard headers, that clang reports and GCC does not.
-SAN_FLAGS+=" -Wno-deprecated-declarations"
-# Configuring again is cheap, and keeps an existing build/fuzz in step with these flags.
-CC="$CLANG_CC" CXX="$CLANG_CXX" cmake -S "$ROOT" -B "$BUILD" -G Ninja \
-  -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" -DCMAKE_C_FLAGS_DEBUG="-g -O1" \
-  -DLABCTL_TESTS=OFF -DLABCTL_BENCH=OFF -DLABCTL_FUZZ=ON \
-  -DCMAKE_C_FLAGS="$SAN_FLAGS" -DCMAKE_CXX_FLAGS="$SAN_FLAGS" >/dev/null ||
-  { echo "fuzz.sh: configure failed" >&2; exit 2; }
+if [[ -z "${FUZZ_BUILD:-}" ]]; then
+  # Configuring again is cheap, and keeps an existing build/fuzz in step with these flags.
+  CC="$CLANG_CC" CXX="$CLANG_CXX" cmake -S "$ROOT" -B "$BUILD" -G Ninja \
+    -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" -DCMAKE_C_FLAGS_DEBUG="-g -O1" \
+    -DCMAKE_C_FLAGS= -DCMAKE_CXX_FLAGS= -DLABCTL_TESTS=OFF -DLABCTL_BENCH=OFF -DLABCTL_FUZZ=ON \
+    -DLABCTL_SANITIZE=ON >/dev/null ||
+    { echo "fuzz.sh: configure failed" >&2; exit 2; }
+elif ! grep -q '^LABCTL_FUZZ:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null; then
+  echo "fuzz.sh: $BUILD is not a build configured with LABCTL_FUZZ=ON" >&2
+  exit 2
+fi
 ninja -C "$BUILD" -j"$JOBS" "${TARGETS[@]/%/_fuzz}" ||
   { echo "fuzz.sh: build failed" >&2; exit 2; }
 
@@ -65,8 +68,10 @@ fi
 mkdir -p "$BUILD/artifacts"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-if [[ -z "${ASAN_SYMBOLIZER_PATH:-}" ]] && command -v llvm-symbolizer >/dev/null; then
-  export ASAN_SYMBOLIZER_PATH="$(command -v llvm-symbolizer)"
+if [[ -z "${ASAN_SYMBOLIZER_PATH:-}" ]]; then
+  for s in /usr/lib/llvm-19/bin/llvm-symbolizer "$(command -v llvm-symbolizer || true)"; do
+    if [[ -x "$s" ]]; then export ASAN_SYMBOLIZER_PATH="$s"; break; fi
+  done
 fi
 export LABCTL_CATALOG="${LABCTL_CATALOG:-$ROOT/catalog/catalog.yaml}"
 

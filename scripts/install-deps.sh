@@ -4,7 +4,7 @@
 set -euo pipefail
 
 BUILD_PKGS=(
-  build-essential cmake ninja-build pkg-config git clang-format clang-19 libclang-rt-19-dev
+  build-essential cmake ninja-build pkg-config git clang-format clang-19 libclang-rt-19-dev llvm-19
   libyaml-cpp-dev libcurl4-openssl-dev libssl-dev libfreeipmi-dev libvirt-dev libsqlite3-dev
   libarchive-dev libpugixml-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libsgutils2-dev
