@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "common/text.h"
@@ -128,6 +129,19 @@ std::string WebSession::redact(std::string text) const {
   return text;
 }
 
+namespace {
+// The handshake failed because the peer closed or reset the connection (the kernel said so, or
+// OpenSSL saw the stream end), rather than over what the peer said.
+bool connection_dropped(CURL* h, const std::string& detail) {
+  long os_errno = 0;
+  curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
+  if (os_errno == ECONNRESET || os_errno == EPIPE || os_errno == ECONNABORTED) return true;
+  return detail.find("Connection reset") != std::string::npos ||
+         detail.find("unexpected eof") != std::string::npos ||
+         detail.find("SSL_ERROR_SYSCALL") != std::string::npos;
+}
+}  // namespace
+
 Result<HttpAnswer> WebSession::perform(const std::string& what, Transfer& t,
                                        std::chrono::milliseconds timeout) {
   CURL* h = handle(curl_);
@@ -171,8 +185,15 @@ Result<HttpAnswer> WebSession::perform(const std::string& what, Transfer& t,
       if (t.body.too_big)
         return fail(Errc::InvalidInput, where + ": the answer is over 4 MiB, not a BMC page");
       return fail(Errc::Internal, where + ": " + detail);
-    case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CONNECT_ERROR:
+      // A BMC that is restarting drops its connections, also in the middle of a handshake:
+      // that is a BMC going away, not a certificate to accept.
+      if (connection_dropped(h, detail))
+        return fail(
+            Errc::Unreachable,
+            where + ": the connection was closed during the TLS handshake (" + detail + ")");
+      [[fallthrough]];
+    case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CERTPROBLEM:
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_ISSUER_ERROR:

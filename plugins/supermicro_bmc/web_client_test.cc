@@ -1,6 +1,10 @@
 #include "plugins/supermicro_bmc/web_client.h"
 
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <string>
@@ -142,12 +146,51 @@ TEST(WebSession, ErrorsAreClassified) {
   auto t = tls.post_form("/cgi/login.cgi", "x", 2s);
   ASSERT_FALSE(t);
   EXPECT_NE(t.error().code(), Errc::Internal);
+  EXPECT_EQ(t.error().code(), Errc::PreconditionFailed);
+  EXPECT_THAT(t.error().message(), HasSubstr("accept-self-signed"));
   // Cancellation abandons a request.
   WebSession cancelled(s.endpoint());
   cancelled.set_cancel([] { return true; });
   auto c = cancelled.get("/slow", 5s);
   ASSERT_FALSE(c);
   EXPECT_EQ(c.error().code(), Errc::Cancelled);
+}
+
+// A BMC restarting mid-handshake: it reads the ClientHello and resets the connection (SO_LINGER
+// 0). That is the BMC going away (what wait-offline waits for), not a certificate problem.
+TEST(WebSession, AResetDuringTheHandshakeIsUnreachableNotACertificateProblem) {
+  const int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(lfd, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(lfd, 4), 0);
+  ASSERT_EQ(::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  std::thread bmc([lfd] {
+    const int c = ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) return;
+    timeval tv{2, 0};
+    ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char hello[512];
+    (void)::recv(c, hello, sizeof hello, 0);
+    linger l{1, 0};
+    ::setsockopt(c, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    ::close(c);
+  });
+  WebEndpoint e;
+  e.scheme = "https";
+  e.host = "127.0.0.1";
+  e.port = ntohs(a.sin_port);
+  WebSession w(e);
+  auto r = w.post_form("/cgi/upgrade_process.cgi", "fwtype=0", 3s);
+  bmc.join();
+  ::close(lfd);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Errc::Unreachable) << r.error().message();
+  EXPECT_THAT(r.error().message(), HasSubstr("closed during the TLS handshake"));
+  EXPECT_THAT(r.error().message(), ::testing::Not(HasSubstr("accept-self-signed")));
 }
 
 }  // namespace
