@@ -308,7 +308,9 @@ class RemoteAgents(unittest.TestCase):
         self.assertEqual(json.loads(body)["agent"], "a1")
         cases = {"no certificate": None, "agent's own certificate (serverAuth only)": "a1"}
         cases.update({k: v for k, v in certs.items()})
-        requests_before = read(self.agents.log("a1")).count('"event":"request"')
+        # The agent logs a request after its answer has gone: wait for that line before counting.
+        requests_before = wait_for(lambda: read(self.agents.log("a1")).count('"event":"request"'), 10,
+                                   "the accepted request in a1's log")
         for what, cert in cases.items():
             rc, code, body, err = self.agents.curl("a1", "/v1/status", cert=cert)
             # Refused in the TLS handshake: curl's "SSL connect error" (35) or, for an expired
