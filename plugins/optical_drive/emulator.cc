@@ -3,6 +3,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <random>
 
 namespace labctl::optical_drive {
@@ -116,13 +117,38 @@ Result<EmulatorConfig> EmulatorConfig::from_json(const json& j) {
     c.serial = j.value("serial", c.serial);
     c.medium = j.value("medium", c.medium);
     c.tray_open = j.value("tray-open", c.tray_open);
-    c.reboot = std::chrono::milliseconds(j.value("reboot-ms", c.reboot.count()));
-    c.capacity = j.value("capacity", c.capacity);
+    // Numbers are checked before they are converted: a float or a huge value would be undefined
+    // behaviour in the conversion (the fuzzer found "modes":[5111...1]).
+    auto whole = [&](const json& v, const std::string& what) -> Result<std::int64_t> {
+      if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<std::uint64_t>() > INT64_MAX))
+        return fail(Errc::InvalidInput, "emulator config: " + what + " must be a whole number");
+      return v.get<std::int64_t>();
+    };
+    if (j.contains("reboot-ms")) {
+      auto r = whole(j.at("reboot-ms"), "reboot-ms");
+      if (!r) return fail(r.error());
+      if (*r < 0 || *r > 3'600'000)
+        return fail(Errc::InvalidInput, "emulator config: reboot-ms must be 0 to 3600000");
+      c.reboot = std::chrono::milliseconds(*r);
+    }
+    if (j.contains("capacity")) {
+      auto r = whole(j.at("capacity"), "capacity");
+      if (!r) return fail(r.error());
+      if (*r < 0 || *r > static_cast<std::int64_t>(UINT32_MAX))
+        return fail(Errc::InvalidInput, "emulator config: capacity out of range");
+      c.capacity = static_cast<decltype(c.capacity)>(*r);
+    }
     c.descriptor_sense = j.value("descriptor-sense", c.descriptor_sense);
     if (j.contains("modes")) {
       c.modes.clear();
-      for (const auto& m : j.at("modes"))
-        c.modes.insert(static_cast<std::uint8_t>(m.get<int>()));
+      for (const auto& m : j.at("modes")) {
+        auto r = whole(m, "a mode");
+        if (!r) return fail(r.error());
+        if (*r < 0 || *r > 0xFF)
+          return fail(Errc::InvalidInput, "emulator config: mode " + std::to_string(*r) +
+                                              " is not a WRITE BUFFER mode (0-255)");
+        c.modes.insert(static_cast<std::uint8_t>(*r));
+      }
     }
     for (const auto& f : j.value("faults", json::array())) {
       auto fault = Fault::from_json(f);
