@@ -1,6 +1,7 @@
 #include "agents/rpc/protocol.h"
 
 #include "common/digest.h"
+#include "common/json_number.h"
 
 #include <charconv>
 #include <limits>
@@ -27,17 +28,12 @@ class Fields {
                        std::int64_t fallback = 0) {
     const json* v = find(key, required);
     if (v == nullptr) return fallback;
-    std::int64_t x = 0;
-    if (v->is_number_unsigned()) {
-      const auto u = v->get<std::uint64_t>();
-      if (u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-        return bad(key, "is out of range"), fallback;
-      x = static_cast<std::int64_t>(u);
-    } else if (v->is_number_integer()) {
-      x = v->get<std::int64_t>();
-    } else {
+    const auto w = json_number::whole<std::int64_t>(*v);
+    if (!w) {
+      if (v->is_number_unsigned()) return bad(key, "is out of range"), fallback;
       return bad(key, "must be a whole number"), fallback;
     }
+    const std::int64_t x = *w;
     if (x < lo || x > hi)
       return bad(key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi)),
              fallback;
@@ -46,9 +42,7 @@ class Fields {
   std::uint64_t uinteger(const char* key, bool required) {
     const json* v = find(key, required);
     if (v == nullptr) return 0;
-    if (v->is_number_unsigned()) return v->get<std::uint64_t>();
-    if (v->is_number_integer() && v->get<std::int64_t>() >= 0)
-      return static_cast<std::uint64_t>(v->get<std::int64_t>());
+    if (const auto w = json_number::whole<std::uint64_t>(*v)) return *w;
     return bad(key, "must be a whole number >= 0"), 0;
   }
   bool boolean(const char* key, bool required, bool fallback) {

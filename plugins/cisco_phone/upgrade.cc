@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/json_number.h"
 #include "common/text.h"
 
 namespace labctl::cisco_phone {
@@ -38,7 +39,7 @@ std::vector<PublishedFile> files_from(const json& a) {
   std::vector<PublishedFile> out;
   for (const auto& f : a)
     out.push_back({f.at("name").get<std::string>(), f.at("sha256").get<std::string>(),
-                   f.at("size").get<std::uint64_t>(), f.at("path").get<std::string>()});
+                   json_number::at<std::uint64_t>(f, "size"), f.at("path").get<std::string>()});
   return out;
 }
 
@@ -75,17 +76,17 @@ Result<Publication> Publication::from_json(const json& j) {
     p.device = j.at("device").get<std::string>();
     p.mac = j.at("mac").get<std::string>();
     p.load = j.at("load").get<std::string>();
-    p.hop = j.value("hop", 0);
-    p.hops = j.value("hops", 0);
+    p.hop = json_number::value(j, "hop", 0);
+    p.hops = json_number::value(j, "hops", 0);
     p.term = j.at("term").get<std::string>();
     p.files = files_from(j.at("files"));
     p.keep = files_from(j.value("keep", json::array()));
-    p.published_ms = j.at("published_ms").get<std::int64_t>();
-    p.log_offset = j.value("log_offset", std::uint64_t{0});
-    p.triggered_ms = j.value("triggered_ms", std::int64_t{0});
+    p.published_ms = json_number::at<std::int64_t>(j, "published_ms");
+    p.log_offset = json_number::value(j, "log_offset", std::uint64_t{0});
+    p.triggered_ms = json_number::value(j, "triggered_ms", std::int64_t{0});
     p.trigger = j.value("trigger", "");
     return p;
-  } catch (const json::exception& e) {
+  } catch (const std::exception& e) {  // json's, and json_number's invalid_argument
     return fail(Errc::InvalidInput, std::string("publication: ") + e.what());
   }
 }

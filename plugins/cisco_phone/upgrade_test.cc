@@ -171,6 +171,23 @@ TEST(Publication, DamagedJsonIsInvalidInput) {
   j = good;
   j["hop"] = "two";
   bad.push_back(j);
+  // Numbers that do not fit are refused, not converted (a float too large for int, or a negative
+  // size, would be undefined behaviour or wrap around).
+  j = good;
+  j["hop"] = 1e30;
+  bad.push_back(j);
+  j = good;
+  j["files"][1]["size"] = -1;
+  bad.push_back(j);
+  j = good;
+  j["files"][1]["size"] = 2.5;
+  bad.push_back(j);
+  j = good;
+  j["published_ms"] = nlohmann::json::parse("9223372036854775808");
+  bad.push_back(j);
+  j = good;
+  j["log_offset"] = -5;
+  bad.push_back(j);
   bad.push_back(nlohmann::json::array({good}));
   bad.push_back(nlohmann::json("publication"));
   bad.push_back(nlohmann::json());

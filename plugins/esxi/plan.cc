@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include "common/json_number.h"
 #include "common/text.h"
 #include "plugins/esxi/vsphere.h"
 #include "plugins/sdk/vm_list.h"
@@ -15,7 +16,8 @@ namespace {
 
 std::int64_t ms(const json& j, const char* key, std::int64_t fallback) {
   auto it = j.find(key);
-  return it != j.end() && it->is_number_integer() ? it->get<std::int64_t>() : fallback;
+  if (it == j.end()) return fallback;
+  return json_number::whole<std::int64_t>(*it).value_or(fallback);
 }
 
 bool flag(const json& j, const char* key, bool fallback) {

@@ -1,5 +1,7 @@
 #include "plugins/optical_drive/emulator.h"
 
+#include "common/json_number.h"
+
 #include <zlib.h>
 
 #include <algorithm>
@@ -119,34 +121,29 @@ Result<EmulatorConfig> EmulatorConfig::from_json(const json& j) {
     c.tray_open = j.value("tray-open", c.tray_open);
     // Numbers are checked before they are converted: a float or a huge value would be undefined
     // behaviour in the conversion (the fuzzer found "modes":[5111...1]).
-    auto whole = [&](const json& v, const std::string& what) -> Result<std::int64_t> {
-      if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<std::uint64_t>() > INT64_MAX))
-        return fail(Errc::InvalidInput, "emulator config: " + what + " must be a whole number");
-      return v.get<std::int64_t>();
+    auto whole = [&](const json& v, std::int64_t hi,
+                     const std::string& what) -> Result<std::int64_t> {
+      if (const auto x = json_number::whole_in(v, 0, hi)) return *x;
+      return fail(
+          Errc::InvalidInput,
+          "emulator config: " + what + " must be a whole number from 0 to " + std::to_string(hi));
     };
     if (j.contains("reboot-ms")) {
-      auto r = whole(j.at("reboot-ms"), "reboot-ms");
+      auto r = whole(j.at("reboot-ms"), 3'600'000, "reboot-ms");
       if (!r) return fail(r.error());
-      if (*r < 0 || *r > 3'600'000)
-        return fail(Errc::InvalidInput, "emulator config: reboot-ms must be 0 to 3600000");
       c.reboot = std::chrono::milliseconds(*r);
     }
     if (j.contains("capacity")) {
-      auto r = whole(j.at("capacity"), "capacity");
+      auto r = whole(j.at("capacity"), UINT32_MAX, "capacity");
       if (!r) return fail(r.error());
-      if (*r < 0 || *r > static_cast<std::int64_t>(UINT32_MAX))
-        return fail(Errc::InvalidInput, "emulator config: capacity out of range");
       c.capacity = static_cast<decltype(c.capacity)>(*r);
     }
     c.descriptor_sense = j.value("descriptor-sense", c.descriptor_sense);
     if (j.contains("modes")) {
       c.modes.clear();
       for (const auto& m : j.at("modes")) {
-        auto r = whole(m, "a mode");
+        auto r = whole(m, 0xFF, "a WRITE BUFFER mode");
         if (!r) return fail(r.error());
-        if (*r < 0 || *r > 0xFF)
-          return fail(Errc::InvalidInput, "emulator config: mode " + std::to_string(*r) +
-                                              " is not a WRITE BUFFER mode (0-255)");
         c.modes.insert(static_cast<std::uint8_t>(*r));
       }
     }

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <set>
 
+#include "common/json_number.h"
 #include "common/text.h"
 
 namespace labctl::optical_drive {
@@ -25,7 +26,7 @@ std::string where(const inventory::Release& r, const std::string& file) {
 
 // An integer option: a JSON number, or a string such as "0x0E".
 std::optional<std::int64_t> integer(const json& v) {
-  if (v.is_number_integer()) return v.get<std::int64_t>();
+  if (const auto n = json_number::whole<std::int64_t>(v)) return n;
   if (v.is_string()) {
     const std::string t = v.get<std::string>();
     try {

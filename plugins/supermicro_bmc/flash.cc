@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "common/digest.h"
+#include "common/json_number.h"
 #include "common/text.h"
 #include "plugins/supermicro_bmc/aten_image.h"
 #include "plugins/supermicro_bmc/device_target.h"
@@ -51,7 +52,8 @@ Result<FlashProfile> load_profile(const sdk::Device& d, const std::string& name,
   if (!p) return p;
   const json t = web_params(d).value("timings", json::object());
   auto set = [&](const char* k, ms& slot) {
-    if (t.contains(k) && t[k].is_number_integer()) slot = ms(t[k].get<std::int64_t>());
+    if (!t.contains(k)) return;
+    if (const auto v = json_number::whole<std::int64_t>(t[k])) slot = ms(*v);
   };
   set("request", p->timings.request);
   set("upload", p->timings.upload);
@@ -589,7 +591,7 @@ Status check_identity(sdk::DeviceContext& ctx, const sdk::Device& d, const Args&
       const json ids = fam->quirks.value("bmc-product-ids", json::array());
       if (ids.is_array() && !ids.empty() &&
           std::none_of(ids.begin(), ids.end(), [&](const json& v) {
-            return v.is_number_integer() && v.get<int>() == x.product;
+            return json_number::whole<int>(v) == static_cast<int>(x.product);
           }))
         return fail(Errc::PreconditionFailed,
                     "the BMC's product id is " + std::to_string(x.product) +

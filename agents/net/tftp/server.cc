@@ -26,6 +26,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "common/json_number.h"
+
 namespace labctl::tftp {
 
 namespace {
@@ -420,29 +422,6 @@ std::optional<std::int64_t> parse_event_time(std::string_view t) {
   return static_cast<std::int64_t>(secs) * 1000 + num(20, 3);
 }
 
-// A whole number that fits T. nlohmann's get<> casts without a check: a float that does
-// not fit is undefined behaviour, a negative number wraps around.
-template <typename T>
-std::optional<T> integer_field(const nlohmann::json& v) {
-  if (v.is_number_unsigned()) {
-    const auto u = v.get<std::uint64_t>();
-    if (u > static_cast<std::uint64_t>(std::numeric_limits<T>::max())) return std::nullopt;
-    return static_cast<T>(u);
-  }
-  if (v.is_number_integer()) {
-    const auto i = v.get<std::int64_t>();
-    if constexpr (std::is_unsigned_v<T>) {
-      if (i < 0 || static_cast<std::uint64_t>(i) > std::numeric_limits<T>::max())
-        return std::nullopt;
-    } else {
-      if (i < std::numeric_limits<T>::min() || i > std::numeric_limits<T>::max())
-        return std::nullopt;
-    }
-    return static_cast<T>(i);
-  }
-  return std::nullopt;
-}
-
 }  // namespace
 
 Result<Event> event_from_json(const nlohmann::json& j) {
@@ -472,7 +451,7 @@ Result<Event> event_from_json(const nlohmann::json& j) {
       field = key;
       const auto it = j.find(key);
       if (it == j.end()) return true;
-      const auto v = integer_field<T>(*it);
+      const auto v = json_number::whole<T>(*it);
       if (!v) return false;
       out = *v;
       return true;
