@@ -13,9 +13,10 @@
   too many requests) get clear 4xx answers and the agent keeps serving.
 - Phones on an agent's segment: the agent runs TFTP for it, gets the firmware from the
   controller's store, and two emulated phones go through SCCP 8.5(2) to SIP 9.4(2).
-- DHCP on an agent's segment: the agent runs in a network namespace of the test's own, reached
-  by the controller over a veth link; busybox udhcpc in another namespace gets the reservation
-  and option 150 from it, and `labctl agent events` shows the ACK.
+- DHCP on two agents' segments: each agent runs in a network namespace of the test's own, reached
+  by the controller over its own veth link; busybox udhcpc in each segment's client namespace gets
+  its reservation and that segment's option 150 from that agent, and `labctl agent events` shows
+  each agent's one ACK.
 - `labctl agent status|events|install-unit`, the unit checked by systemd-analyze.
 """
 import datetime
@@ -487,99 +488,122 @@ class PhonesOnAnAgent(unittest.TestCase):
 
 
 class DhcpOnAnAgent(unittest.TestCase):
-    """An agent in a network namespace of the test's own, the segment's DHCP server there; the
-    controller in the root namespace reaches it over a veth link; busybox udhcpc in a client
-    namespace gets the phone's reservation and option 150 from the agent."""
+    """Two agents, each in a network namespace of the test's own with its segment's DHCP server;
+    the controller in the root namespace reaches each over its own veth link; busybox udhcpc in
+    each segment's client namespace gets its phone's reservation and option 150 from that
+    segment's agent, and nothing from the other."""
 
-    def test_agent_serves_dhcp_for_its_segment_in_its_namespace(self):
+    # per agent: name, segment, subnet prefix (/16), phone MAC, phone address
+    AGENTS = [("a2", "voice", "10.99", "02:00:00:00:aa:01", "10.99.0.50"),
+              ("a3", "lobby", "10.97", "02:00:00:00:aa:02", "10.97.0.60")]
+
+    def test_each_agent_serves_dhcp_for_its_segment_in_its_namespace(self):
         sys.path.insert(0, os.path.join(HERE, "..", "dhcp"))
         import dhcp_harness as dh
         tmp = tempfile.mkdtemp(prefix="labctl-agent-dhcp-")
-        mac = "02:00:00:00:aa:01"
-        pair = dh.NetnsPair("agent", client_mac=mac).up()
         pid = os.getpid()
-        root_if, ns_if = f"lar{pid}"[:15], f"lan{pid}"[:15]
-        net = 20 + pid % 200
-        ctl_root, ctl_ns = f"10.98.{net}.1", f"10.98.{net}.2"
-        agent = None
+        pairs, links, agents = [], [], []
         try:
-            dh.ip_cmd("link", "add", root_if, "type", "veth", "peer", "name", ns_if, "netns", pair.srv)
-            dh.ip_cmd("addr", "add", f"{ctl_root}/30", "dev", root_if)
-            dh.ip_cmd("link", "set", root_if, "up")
-            dh.ip_cmd("-n", pair.srv, "addr", "add", f"{ctl_ns}/30", "dev", ns_if)
-            dh.ip_cmd("-n", pair.srv, "link", "set", ns_if, "up")
+            sites = []
+            for i, (name, segment, net16, mac, ip) in enumerate(self.AGENTS):
+                pair = dh.NetnsPair("agent", client_mac=mac).up()
+                pairs.append(pair)
+                if net16 != "10.99":  # the pair's server side has 10.99.0.1/16; this segment is its own
+                    dh.ip_cmd("-n", pair.srv, "addr", "add", f"{net16}.0.1/16", "dev", pair.srv_if)
+                root_if, ns_if = f"lar{pid}x{i}"[:15], f"lan{pid}x{i}"[:15]
+                links.append(root_if)
+                net = (20 + pid % 200 + 4 * i) % 250
+                ctl_root, ctl_ns = f"10.98.{net}.1", f"10.98.{net}.2"
+                dh.ip_cmd("link", "add", root_if, "type", "veth", "peer", "name", ns_if, "netns", pair.srv)
+                dh.ip_cmd("addr", "add", f"{ctl_root}/30", "dev", root_if)
+                dh.ip_cmd("link", "set", root_if, "up")
+                dh.ip_cmd("-n", pair.srv, "addr", "add", f"{ctl_ns}/30", "dev", ns_if)
+                dh.ip_cmd("-n", pair.srv, "link", "set", ns_if, "up")
+                sites.append((name, segment, net16, mac, ip, pair, ctl_ns))
             pki = os.path.join(tmp, "pki")
-            r = subprocess.run([ARGS.labctl, "agent", "init", "--dir", pki, "--agent", "a2", "--host",
-                                f"a2={ctl_ns}"], capture_output=True, text=True)
+            init = [ARGS.labctl, "agent", "init", "--dir", pki]
+            for name, *_rest, ctl_ns in sites:
+                init += ["--agent", name, "--host", f"{name}={ctl_ns}"]
+            r = subprocess.run(init, capture_output=True, text=True)
             self.assertEqual(r.returncode, 0, r.stderr)
             port = 7443
-            out, log = os.path.join(tmp, "agent.out"), os.path.join(tmp, "agent.log")
-            with open(out, "w") as o, open(log, "w") as e:
-                agent = dh.popen(pair.exec_srv() + [ARGS.agent, "--config", os.path.join(pki, "a2.yaml"),
-                                                    "--listen", f"{ctl_ns}:{port}", "--state-dir",
-                                                    os.path.join(tmp, "agent-state")], stdout=o, stderr=e)
-            wait_for(lambda: "listening on" in read(out) or agent.poll() is not None, 20, "agent a2")
-            self.assertIsNone(agent.poll(), read(log))
-            os.makedirs(os.path.join(tmp, "root"))
-            inv = os.path.join(tmp, "lab.yaml")
-            with open(inv, "w") as f:
-                f.write(f"""version: 1
-site: agent-dhcp
-agents:
-  - {{name: a2, url: "https://{ctl_ns}:{port}", pki: {pki}}}
-segments:
-  - name: voice
+            logs = {}
+            inv_agents, inv_segments, inv_devices = "", "", ""
+            for n, (name, segment, net16, mac, ip, pair, ctl_ns) in enumerate(sites):
+                out, log = os.path.join(tmp, f"{name}.out"), os.path.join(tmp, f"{name}.log")
+                logs[name] = log
+                with open(out, "w") as o, open(log, "w") as e:
+                    agents.append(dh.popen(pair.exec_srv() + [
+                        ARGS.agent, "--config", os.path.join(pki, f"{name}.yaml"), "--listen", f"{ctl_ns}:{port}",
+                        "--state-dir", os.path.join(tmp, f"{name}-state")], stdout=o, stderr=e))
+                wait_for(lambda: "listening on" in read(out) or agents[-1].poll() is not None, 20, f"agent {name}")
+                self.assertIsNone(agents[-1].poll(), read(log))
+                os.makedirs(os.path.join(tmp, f"root-{segment}"))
+                inv_agents += f'  - {{name: {name}, url: "https://{ctl_ns}:{port}", pki: {pki}}}\n'
+                inv_segments += f"""  - name: {segment}
     interface: {pair.srv_if}
-    subnet: 10.99.0.0/16
-    agent: a2
-    dhcp: {{mode: serve, range: 10.99.1.0-10.99.1.100, lease-time: 1h}}
-    tftp: {{root: {tmp}/root, servers: [10.99.0.1, 10.99.0.2]}}
-devices:
-  - name: desk9
+    subnet: {net16}.0.0/16
+    agent: {name}
+    dhcp: {{mode: serve, range: {net16}.1.0-{net16}.1.100, lease-time: 1h}}
+    tftp: {{root: {tmp}/root-{segment}, servers: [{net16}.0.1, {net16}.0.2]}}
+"""
+                inv_devices += f"""  - name: desk{n}
     type: sim-phone
     model: CP-7906G
     mac: "{mac}"
-    ip: 10.99.0.50
-    segment: voice
-    agent: a2
-    extension: "1009"
-    sip: {{server: 10.99.0.1, password: {{env: LAB_SIP_1001}}}}
+    ip: {ip}
+    segment: {segment}
+    agent: {name}
+    extension: "100{n}"
+    sip: {{server: {net16}.0.1, password: {{env: LAB_SIP_1001}}}}
     firmware: {{target: SIP11.9-4-2SR1-1S}}
     sim: {{firmware: SIP11.9-4-2SR1-1S}}
-""")
+"""
+            inv = os.path.join(tmp, "lab.yaml")
+            with open(inv, "w") as f:
+                f.write("version: 1\nsite: agent-dhcp\nagents:\n" + inv_agents + "segments:\n" + inv_segments +
+                        "devices:\n" + inv_devices)
             env = dict(os.environ, NO_COLOR="1", LABCTL_CATALOG=os.path.join(ARGS.source, "catalog", "catalog.yaml"))
             state = os.path.join(tmp, "controller")
 
             def labctl(*args):
                 return subprocess.run([ARGS.labctl, "--state-dir", state, *args], env=env, capture_output=True,
                                       text=True, timeout=60)
-            # The first call pushes the configuration; the agent starts DHCP and TFTP for "voice".
+            # The first call pushes each agent its configuration; each starts DHCP and TFTP for its
+            # own segment only.
             plan = labctl("plan", inv)
-            self.assertEqual(plan.returncode, 0, plan.stdout + plan.stderr + read(log))
-            st = labctl("agent", "status", "a2", "-i", inv, "--json")
-            self.assertEqual(st.returncode, 0, st.stdout + st.stderr)
-            j = json.loads(st.stdout)
-            self.assertEqual(j["dhcp-segments"], ["voice"], j)
-            self.assertEqual(j["tftp-segments"], ["voice"], j)
-            c = dh.ClientRun(pair, tmp, "udhcpc", "a")
-            rc = c.run(c.udhcpc_cmd(), timeout=30)
-            self.assertEqual(rc, 0, read(c.out) + read(log)[-3000:])
-            rec = c.wait_event({"bound"}, 1)
-            self.assertIsNotNone(rec, read(c.out))
-            self.assertEqual(rec.get("ip"), "10.99.0.50")
-            self.assertEqual(rec.get("opt150"), dh.OPT150_HEX, "option 150 as two addresses")
-            # The controller sees the agent's DHCP events.
-            ev = labctl("agent", "events", "a2", "-i", inv, "--json")
-            self.assertEqual(ev.returncode, 0, ev.stderr)
-            seen = [json.loads(line) for line in ev.stdout.splitlines()]
-            acks = [e for e in seen if e["service"] == "dhcp" and e["event"].get("event") == "ack"]
-            self.assertEqual([(a["segment"], a["event"]["mac"], a["event"]["ip"]) for a in acks],
-                             [("voice", mac, "10.99.0.50")], ev.stdout)
+            self.assertEqual(plan.returncode, 0, plan.stdout + plan.stderr + "".join(map(read, logs.values())))
+            for name, segment, net16, mac, ip, pair, _ in sites:
+                st = labctl("agent", "status", name, "-i", inv, "--json")
+                self.assertEqual(st.returncode, 0, st.stdout + st.stderr)
+                j = json.loads(st.stdout)
+                self.assertEqual(j["dhcp-segments"], [segment], j)
+                self.assertEqual(j["tftp-segments"], [segment], j)
+            for name, segment, net16, mac, ip, pair, _ in sites:
+                c = dh.ClientRun(pair, tmp, "udhcpc", name)
+                rc = c.run(c.udhcpc_cmd(), timeout=30)
+                self.assertEqual(rc, 0, read(c.out) + read(logs[name])[-3000:])
+                rec = c.wait_event({"bound"}, 1)
+                self.assertIsNotNone(rec, read(c.out))
+                self.assertEqual(rec.get("ip"), ip)
+                a, b = net16.split(".")
+                want150 = "".join(f"{int(a):02x}{int(b):02x}00{k:02x}" for k in (1, 2))
+                self.assertEqual(rec.get("opt150"), want150, "option 150 as the segment's two addresses")
+            # The controller sees each agent's DHCP events: one ACK each, for its own phone.
+            for name, segment, net16, mac, ip, pair, _ in sites:
+                ev = labctl("agent", "events", name, "-i", inv, "--json")
+                self.assertEqual(ev.returncode, 0, ev.stderr)
+                seen = [json.loads(line) for line in ev.stdout.splitlines()]
+                acks = [e for e in seen if e["service"] == "dhcp" and e["event"].get("event") == "ack"]
+                self.assertEqual([(a["segment"], a["event"]["mac"], a["event"]["ip"]) for a in acks],
+                                 [(segment, mac, ip)], ev.stdout)
         finally:
-            if agent is not None:
+            for agent in agents:
                 dh.stop_process(agent)
-            subprocess.run(["ip", "link", "del", root_if], capture_output=True, timeout=10)
-            pair.down()
+            for root_if in links:
+                subprocess.run(["ip", "link", "del", root_if], capture_output=True, timeout=10)
+            for pair in pairs:
+                pair.down()
             shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -145,17 +145,23 @@ std::string event_to_line(const Event& e) {
   return line;
 }
 
-Result<std::pair<std::uint32_t, int>> interface_ipv4(const std::string& interface) {
+Result<std::pair<std::uint32_t, int>> interface_ipv4(
+    const std::string& interface, const std::function<bool(std::uint32_t)>& wanted) {
   ifaddrs* list = nullptr;
   if (::getifaddrs(&list) != 0) return fail(sys_error("getifaddrs"));
   std::optional<std::pair<std::uint32_t, int>> found;
-  for (ifaddrs* i = list; i != nullptr && !found; i = i->ifa_next) {
+  for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
     if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
     if (interface != i->ifa_name) continue;
     const auto* a = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
     const auto* m = reinterpret_cast<const sockaddr_in*>(i->ifa_netmask);
     const std::uint32_t mask = m ? ntohl(m->sin_addr.s_addr) : 0xffffffffu;
-    found = std::make_pair(ntohl(a->sin_addr.s_addr), std::popcount(mask));
+    const auto here = std::make_pair(ntohl(a->sin_addr.s_addr), std::popcount(mask));
+    if (!found) found = here;
+    if (!wanted || wanted(here.first)) {
+      found = here;
+      break;
+    }
   }
   ::freeifaddrs(list);
   if (!found) return fail(Errc::NotFound, "interface '" + interface + "' has no IPv4 address");

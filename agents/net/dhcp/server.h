@@ -137,7 +137,10 @@ class Server {
   std::unique_ptr<Impl> impl_;
 };
 
-// An interface's first IPv4 address and prefix length (getifaddrs); NotFound when it has none.
-Result<std::pair<std::uint32_t, int>> interface_ipv4(const std::string& interface);
+// An interface's IPv4 address and prefix length (getifaddrs): the first one `wanted` accepts
+// (a segment's subnet, when the interface also has secondary addresses), else its first one;
+// NotFound when it has none.
+Result<std::pair<std::uint32_t, int>> interface_ipv4(
+    const std::string& interface, const std::function<bool(std::uint32_t)>& wanted = {});
 
 }  // namespace labctl::dhcp
