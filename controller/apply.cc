@@ -16,46 +16,13 @@
 #include "controller/plan_output.h"
 #include "controller/planner.h"
 #include "controller/progress.h"
+#include "controller/run_signals.h"
 
 namespace labctl::controller {
 
 namespace {
 
 constexpr int kExitInterrupted = 130;
-
-std::atomic<bool> g_stop{false};
-std::atomic<bool> g_cancel{false};
-
-void on_signal(int) {
-  if (!g_stop.exchange(true)) {
-    const char msg[] =
-        "\nlabctl: stopping after the running steps finish (interrupt again to abort them)\n";
-    (void)!::write(STDERR_FILENO, msg, sizeof msg - 1);
-  } else {
-    g_cancel.store(true);
-  }
-}
-
-class SignalScope {
- public:
-  SignalScope() {
-    g_stop = false;
-    g_cancel = false;
-    struct sigaction sa {};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    ::sigaction(SIGINT, &sa, &old_int_);
-    ::sigaction(SIGTERM, &sa, &old_term_);
-  }
-  ~SignalScope() {
-    ::sigaction(SIGINT, &old_int_, nullptr);
-    ::sigaction(SIGTERM, &old_term_, nullptr);
-  }
-
- private:
-  struct sigaction old_int_ {
-  }, old_term_{};
-};
 
 // One apply at a time per state directory: two would journal over each other.
 class ApplyLock {
@@ -256,11 +223,11 @@ int cmd_apply(Context& ctx, const ApplyArgs& a) {
   std::vector<StepRecord> to_run;
   for (auto& s : steps)
     if (selected(s.device)) to_run.push_back(s);
-  SignalScope signals;
+  RunSignals signals;
   auto progress = tty ? make_terminal_progress(std::cout, std::getenv("NO_COLOR") == nullptr)
                       : make_plain_progress(std::cout);
   ApplyReport report = execute_run(*inv, ctx.agents(*inv), store, run_id, std::move(to_run), a.exec,
-                                   *progress, g_stop, g_cancel);
+                                   *progress, signals.stop(), signals.cancel());
 
   // Devices the plan could not reach count as failures of this run.
   std::vector<std::pair<std::string, std::string>> problems;

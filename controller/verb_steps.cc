@@ -9,12 +9,15 @@
 #include "common/digest.h"
 #include "controller/executor.h"
 #include "controller/progress.h"
+#include "controller/run_signals.h"
 
 namespace labctl::controller {
 
 using nlohmann::json;
 
 namespace {
+
+constexpr int kExitInterrupted = 130;  // as `labctl apply`, and as a shell reports SIGINT
 
 // Which steps a run is made of: the same command on the same device gives the same identity,
 // whatever the device reported when it was planned (a resumed run keeps its own journal).
@@ -95,9 +98,9 @@ int run_verb_steps(Context& ctx, const inventory::Inventory& inv, const inventor
   const bool tty = !json_out && ::isatty(STDOUT_FILENO) == 1;
   auto progress = tty ? make_terminal_progress(out, std::getenv("NO_COLOR") == nullptr)
                       : make_plain_progress(out);
-  std::atomic<bool> stop{false};
+  RunSignals signals;
   ApplyReport report = execute_run(inv, ctx.agents(inv), store, run_id, steps, ApplyOptions{},
-                                   *progress, stop, ctx.cancel_flag());
+                                   *progress, signals.stop(), signals.cancel());
   const DeviceOutcome* o = report.devices.empty() ? nullptr : &report.devices.front();
   const bool ok = o && o->status == DeviceOutcome::Status::Done;
   const std::string status = report.interrupted ? "interrupted" : ok ? "done" : "failed";
@@ -128,11 +131,16 @@ int run_verb_steps(Context& ctx, const inventory::Inventory& inv, const inventor
               << (o->steps_already ? ", " + std::to_string(o->steps_already) + " already done"
                                    : std::string())
               << ").\n";
+  } else if (report.interrupted) {
+    std::cout << "Run " << run_id << ": " << dev.name << " interrupted"
+              << (o ? " after " + std::to_string(o->steps_run) + " steps" : std::string()) << ".\n"
+              << "Give the same command again to resume it.\n";
   } else {
     std::cout << "Run " << run_id << ": " << dev.name << " not done"
               << (o ? ": " + o->failed_step + ": " + o->reason : std::string()) << "\n"
               << "Give the same command again to resume it.\n";
   }
+  if (report.interrupted) return kExitInterrupted;
   return ok ? 0 : 1;
 }
 

@@ -289,6 +289,47 @@ class Flash(unittest.TestCase):
         self.assertEqual(rig.firmware(), "2.60")
         self.assertFalse(test_bmc.login_ok(rig.bmc, "ADMIN", "ADMIN"))
 
+    def test_10_ctrl_c_during_a_flash_verb_waits_for_the_step_then_resumes(self):
+        """SIGINT while the BMC writes its flash: the running step is waited out, not cut; the run
+        is left interrupted (exit 130) and the same command resumes it without a second upload."""
+        rig = self.rig("sigint", generation="x10-x11", flash_time=2.0)
+        lab = rig.lab
+        rig.inventory(web="profile: x10-x11", lan=False)
+        verb = ["bmc", "srv1", "firmware", "flash", rig.image, "-i", lab.inv, "--preserve-config"]
+        argv = [ARGS.labctl, "--state-dir", lab.state, *verb]
+
+        def flashing_at(pct):
+            return any(x.startswith("progress") and int(x.split()[1]) >= pct for x in rig.web.texts())
+
+        p = subprocess.Popen(argv, env=lab.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL, text=True)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not flashing_at(20):
+                time.sleep(0.05)
+            self.assertTrue(flashing_at(20), rig.web.texts())
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        self.assertEqual(p.returncode, 130, out + err)
+        self.assertIn("stopping after the running steps finish", err)
+        self.assertIn("interrupted", out)
+        # The step that watched the flash ran to 100%; what follows it did not run.
+        self.assertTrue(flashing_at(100), rig.web.texts())
+        hist = rig.journal(subprocess.CompletedProcess(argv, 0, out, err))
+        self.assertEqual(hist["status"], "interrupted")
+        st = {s["key"].split("@")[0]: s["status"] for s in hist["steps"]}
+        self.assertEqual([st[k] for k in FLASH_STEPS], ["done"] * 6 + ["pending"] * 3, hist["steps"])
+        # The same command resumes: no second upload, no second start.
+        r = lab.labctl(*verb, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("Resuming run", r.stdout)
+        self.assertEqual((rig.web.uploads, rig.web.starts), (1, 1), rig.web.texts())
+        self.assertEqual(rig.firmware(), "2.60")
+
     def failure(self, name, failures, done, failed, code, words, *apply_args, timings=TIMINGS):
         rig = self.rig(name, failures=failures)
         rig.inventory(web="accept-unconfirmed-profile: true", timings=timings)
