@@ -117,6 +117,20 @@ struct Endpoint {
     return false;
   }
   std::string key() const { return text() + "/" + std::to_string(port()); }
+  // The same as raw bytes (address, then port), cheap enough to look up for every packet.
+  std::string tid() const {
+    std::string k;
+    if (family() == AF_INET) {
+      const auto* a = reinterpret_cast<const sockaddr_in*>(&addr);
+      k.assign(reinterpret_cast<const char*>(&a->sin_addr), 4);
+      k.append(reinterpret_cast<const char*>(&a->sin_port), 2);
+    } else if (family() == AF_INET6) {
+      const auto* a = reinterpret_cast<const sockaddr_in6*>(&addr);
+      k.assign(reinterpret_cast<const char*>(&a->sin6_addr), 16);
+      k.append(reinterpret_cast<const char*>(&a->sin6_port), 2);
+    }
+    return k;
+  }
 };
 
 // A recvmsg header receiving into `buf`, with the sender's address into `from` and ancillary
@@ -264,10 +278,35 @@ class NetasciiSource : public Source {
 
 // ---- transfers ---------------------------------------------------------------------------------
 
+struct Transfer;
+
+// A block queued on a shared socket, sent with the rest of the worker's queue in one sendmmsg.
+struct OutBlock {
+  std::array<std::uint8_t, 4> header;
+  const std::uint8_t* data;  // into the owner's source buffer, valid until its next read
+  std::size_t len;
+  Transfer* owner;
+};
+
+// One socket per worker and local address, shared by all of that worker's transfers with clients
+// that reached that address: the server's TID for each of them (RFC 1350 lets the server pick
+// it; what tells two transfers apart is the client's address and port). One wake-up reads every
+// waiting ACK, and the blocks they make due go out together in one sendmmsg at the end of the
+// loop's turn, across transfers: per block, that is what costs least on the sending side.
+struct SharedSocket {
+  UniqueFd fd;
+  std::uint64_t tag = 0;                               // its epoll tag (index in Worker::sockets_)
+  std::unordered_map<std::string, Transfer*> by_peer;  // "address/port" of the client
+  std::vector<OutBlock> out;                           // queued, not yet sent
+  std::vector<std::uint64_t> blocked;  // transfers with blocks the socket had no room for
+  bool want_write = false;
+};
+
 struct Transfer {
   std::uint64_t id = 0;
-  UniqueFd sock;
+  SharedSocket* sock = nullptr;
   Endpoint peer;
+  std::string peer_tid;  // peer.tid(), its entry in sock->by_peer
   std::string peer_key;
   Opcode op = Opcode::Rrq;
   Mode mode = Mode::Octet;
@@ -296,6 +335,7 @@ struct Transfer {
   Clock::time_point rto_deadline, hard_deadline;
   bool in_timers = false;
   Clock::time_point timer_key;  // the entry in Worker::timers_
+  bool queued = false;          // has blocks in sock->out
 
   // read side
   std::unique_ptr<Source> source;
@@ -306,7 +346,6 @@ struct Transfer {
   std::uint64_t last_seq = 0;  // final block once known
   std::size_t last_len = 0;    // its payload size
   std::uint64_t win_first = 0, win_count = 0, win_next = 0;  // the window being sent
-  bool want_write = false;
 
   // write side
   std::optional<WriteTarget> target;
@@ -579,7 +618,10 @@ enum : std::uint64_t { kListenTag = ~std::uint64_t{0}, kWakeTag = ~std::uint64_t
 
 class Worker {
  public:
-  explicit Worker(Server::Impl& s) : s_(s), rx_(kMaxPacket + 1) {}
+  explicit Worker(Server::Impl& s) : s_(s), rx_(kMaxPacket + 1) {
+    for (auto& b : rx_batch_)
+      b.resize(kMaxPacket + 1);
+  }
 
   Status init() {
     epfd_.reset(::epoll_create1(EPOLL_CLOEXEC));
@@ -632,30 +674,25 @@ class Worker {
           (void)!::read(wakefd_.get(), &v, sizeof v);
         } else if (tag == kListenTag) {
           on_listen();
-        } else {
-          auto it = transfers_.find(static_cast<int>(tag));
-          if (it == transfers_.end()) continue;
-          Transfer& t = *it->second;
-          if (events[i].events & EPOLLOUT) {
-            if (!send_pending(t)) continue;
-          }
-          if (events[i].events & EPOLLERR) {
-            if (!drain_errors(t)) continue;
-          }
-          if (events[i].events & EPOLLIN) on_transfer_readable(t);
+        } else if (tag < sockets_.size()) {
+          SharedSocket& sock = *sockets_[tag];
+          if (events[i].events & EPOLLOUT) on_writable(sock);
+          if (events[i].events & EPOLLERR) drain_errors(sock);
+          if (events[i].events & EPOLLIN) on_readable(sock);
         }
       }
       run_timers();
+      flush_all();
     }
     shutdown();
   }
 
   void shutdown() {
-    std::vector<int> fds;
-    for (const auto& [fd, t] : transfers_)
-      fds.push_back(fd);
-    for (int fd : fds) {
-      auto it = transfers_.find(fd);
+    std::vector<std::uint64_t> ids;
+    for (const auto& [id, t] : transfers_)
+      ids.push_back(id);
+    for (std::uint64_t id : ids) {
+      auto it = transfers_.find(id);
       if (it == transfers_.end()) continue;
       Transfer& t = *it->second;
       if (t.dallying) {
@@ -671,11 +708,11 @@ class Worker {
     const auto when = std::min(t.rto_deadline, t.hard_deadline);
     if (t.in_timers) {
       if (when >= t.timer_key) return;  // fires early, then re-arms itself (see run_timers)
-      timers_.erase({t.timer_key, t.sock.get()});
+      timers_.erase({t.timer_key, t.id});
     }
     t.timer_key = when;
     t.in_timers = true;
-    timers_.insert({when, t.sock.get()});
+    timers_.insert({when, t.id});
   }
 
   void arm(Transfer& t, Clock::time_point now) {
@@ -686,9 +723,9 @@ class Worker {
   void run_timers() {
     const auto now = Clock::now();
     while (!timers_.empty() && timers_.begin()->first <= now) {
-      const int fd = timers_.begin()->second;
+      const std::uint64_t id = timers_.begin()->second;
       timers_.erase(timers_.begin());
-      auto it = transfers_.find(fd);
+      auto it = transfers_.find(id);
       if (it == transfers_.end()) continue;
       Transfer& t = *it->second;
       t.in_timers = false;
@@ -737,6 +774,7 @@ class Worker {
   }
 
   void on_timeout(Transfer& t, Clock::time_point now) {
+    settle(t);
     if (t.dallying) {
       finish(t);
       return;
@@ -788,12 +826,22 @@ class Worker {
     return r >= 0;
   }
 
+  // A packet outside the DATA stream (OACK, ACK, ERROR), sent now, after the blocks the transfer
+  // has queued, so the client sees them in order.
   void send_packet(Transfer& t, std::span<const std::uint8_t> bytes) {
-    (void)send_raw(t.sock.get(), t.peer, bytes);
+    settle(t);
+    (void)send_raw(t.sock->fd.get(), t.peer, bytes);
+  }
+
+  // Sends the transfer's queued blocks (with everything else queued on its socket) before its
+  // window state is read or changed: a block counts as sent only once the kernel took it.
+  void settle(Transfer& t) {
+    if (t.queued) flush(*t.sock);
   }
 
   // Sends the window that starts at block `from`. False when the transfer ended (read error).
   bool start_window(Transfer& t, std::uint64_t from) {
+    settle(t);
     t.window_sent_at = Clock::now();
     t.win_first = from;
     t.win_next = from;
@@ -802,26 +850,24 @@ class Worker {
     return send_pending(t);
   }
 
-  // Sends what remains of the current window. False when the transfer ended (read error).
+  // Queues what remains of the current window on the transfer's socket; flush() sends it. False
+  // when the transfer ended (read error).
   bool send_pending(Transfer& t) {
+    settle(t);
     const std::size_t bs = t.blksize;
     auto data = t.source->read((t.win_first - 1) * bs, t.win_count * bs);
     if (!data) {
       fail_transfer(t, ErrorCode::NotDefined, "read error", data.error().message(), {});
       return false;
     }
-    headers_.clear();
-    iov_.clear();
-    msgs_.clear();
     const std::uint64_t end = t.win_first + t.win_count;
     for (std::uint64_t seq = t.win_next; seq < end; ++seq) {
       const std::size_t off = (seq - t.win_first) * bs;
       if (off > data->size()) break;
       const std::size_t len = std::min(bs, data->size() - off);
-      headers_.push_back({});
-      write_data_header(headers_.back().data(), static_cast<std::uint16_t>(seq & 0xffff));
-      iov_.push_back({nullptr, 4});
-      iov_.push_back({const_cast<std::uint8_t*>(data->data() + off), len});
+      OutBlock& b = t.sock->out.emplace_back(OutBlock{{}, data->data() + off, len, &t});
+      write_data_header(b.header.data(), static_cast<std::uint16_t>(seq & 0xffff));
+      t.queued = true;
       if (len < bs) {
         t.last_seq = seq;
         t.last_len = len;
@@ -829,46 +875,93 @@ class Worker {
         break;
       }
     }
-    const std::size_t n = headers_.size();
+    return true;
+  }
+
+  void flush_all() {
+    for (auto& sock : sockets_)
+      if (!sock->out.empty()) flush(*sock);
+  }
+
+  // Sends every block queued on the socket, in sendmmsg batches. What the socket has no room for
+  // (EAGAIN, ENOBUFS) is dropped from the queue and its transfers are resumed from where they
+  // stopped once the socket is writable; any other error leaves it to the retransmission timer.
+  void flush(SharedSocket& sock) {
+    const std::size_t n = sock.out.size();
+    iov_.resize(2 * n);
     msgs_.resize(n);
     for (std::size_t i = 0; i < n; ++i) {
-      iov_[2 * i].iov_base = headers_[i].data();
+      OutBlock& b = sock.out[i];
+      iov_[2 * i] = {b.header.data(), b.header.size()};
+      iov_[2 * i + 1] = {const_cast<std::uint8_t*>(b.data), b.len};
       msghdr& h = msgs_[i].msg_hdr;
       h = msghdr{};
-      h.msg_name = const_cast<sockaddr*>(t.peer.sa());
-      h.msg_namelen = t.peer.len;
+      h.msg_name = const_cast<sockaddr*>(b.owner->peer.sa());
+      h.msg_namelen = b.owner->peer.len;
       h.msg_iov = &iov_[2 * i];
       h.msg_iovlen = 2;
       msgs_[i].msg_len = 0;
     }
     std::size_t sent = 0;
+    bool full = false;
     while (sent < n) {
-      const int r =
-          ::sendmmsg(t.sock.get(), msgs_.data() + sent, static_cast<unsigned>(n - sent), 0);
+      const int r = ::sendmmsg(sock.fd.get(), msgs_.data() + sent, static_cast<unsigned>(n - sent),
+                               MSG_DONTWAIT);
       if (r < 0) {
         if (errno == EINTR) continue;
-        break;  // EAGAIN: wait for EPOLLOUT; anything else: the retransmit timer retries
+        full = errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS;
+        if (full) break;
+        // This block's destination failed (an ICMP error queued for it, say): it counts as sent
+        // and lost, and the transfer's timer sends its window again.
+        Transfer& t = *sock.out[sent].owner;
+        ++t.win_next;
+        t.sent_max = std::max(t.sent_max, t.win_next - 1);
+        ++sent;
+        continue;
       }
-      for (int i = 0; i < r; ++i)
-        hot_.bytes_sent.fetch_add(msgs_[sent + static_cast<std::size_t>(i)].msg_len,
-                                  std::memory_order_relaxed);
+      for (int i = 0; i < r; ++i) {
+        const std::size_t k = sent + static_cast<std::size_t>(i);
+        hot_.bytes_sent.fetch_add(msgs_[k].msg_len, std::memory_order_relaxed);
+        Transfer& t = *sock.out[k].owner;
+        ++t.win_next;
+        t.sent_max = std::max(t.sent_max, t.win_next - 1);
+      }
       hot_.packets_sent.fetch_add(static_cast<std::uint64_t>(r), std::memory_order_relaxed);
       sent += static_cast<std::size_t>(r);
     }
-    t.win_next += sent;
-    if (sent > 0) t.sent_max = std::max(t.sent_max, t.win_next - 1);
-    const bool more = sent < n && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS);
-    set_want_write(t, more);
-    return true;
+    for (std::size_t k = sent; k < n; ++k) {  // a transfer's blocks are contiguous: once each
+      Transfer& t = *sock.out[k].owner;
+      if (t.queued) sock.blocked.push_back(t.id);
+      t.queued = false;
+    }
+    for (std::size_t k = 0; k < sent; ++k)
+      sock.out[k].owner->queued = false;
+    sock.out.clear();
+    if (full) set_want_write(sock, true);
   }
 
-  void set_want_write(Transfer& t, bool want) {
-    if (t.want_write == want) return;
-    t.want_write = want;
+  // The socket has room again: the transfers it stopped go on from their first unsent block.
+  void on_writable(SharedSocket& sock) {
+    set_want_write(sock, false);
+    std::vector<std::uint64_t> ids;
+    ids.swap(sock.blocked);
+    for (std::uint64_t id : ids) {
+      auto it = transfers_.find(id);
+      if (it == transfers_.end()) continue;
+      Transfer& t = *it->second;
+      if (t.op != Opcode::Rrq || t.oack_pending || t.queued) continue;
+      if (t.win_next < t.win_first + t.win_count) (void)send_pending(t);
+    }
+    flush(sock);
+  }
+
+  void set_want_write(SharedSocket& sock, bool want) {
+    if (sock.want_write == want) return;
+    sock.want_write = want;
     epoll_event ev{};
     ev.events = EPOLLIN | (want ? EPOLLOUT : 0u);
-    ev.data.u64 = static_cast<std::uint64_t>(t.sock.get());
-    ::epoll_ctl(epfd_.get(), EPOLL_CTL_MOD, t.sock.get(), &ev);
+    ev.data.u64 = sock.tag;
+    ::epoll_ctl(epfd_.get(), EPOLL_CTL_MOD, sock.fd.get(), &ev);
   }
 
   // ---- events ----
@@ -925,34 +1018,75 @@ class Worker {
   }
 
   void finish(Transfer& t) {
-    const int fd = t.sock.get();
-    if (t.in_timers) timers_.erase({t.timer_key, fd});
+    settle(t);  // its queued blocks point into its source
+    if (t.in_timers) timers_.erase({t.timer_key, t.id});
     {
       std::lock_guard lock(s_.peers_mu);
       s_.active_requests.erase(t.peer_key);
     }
+    if (auto it = t.sock->by_peer.find(t.peer_tid); it != t.sock->by_peer.end() && it->second == &t)
+      t.sock->by_peer.erase(it);
     s_.stats.active.fetch_sub(1, std::memory_order_relaxed);
-    transfers_.erase(fd);  // closes the socket, which leaves the epoll set
+    transfers_.erase(t.id);
   }
 
-  // ---- transfer sockets ----
+  // ---- shared sockets ----
 
-  // ICMP errors (IP_RECVERR) for packets this transfer sent. A closed port or unreachable host
-  // at the peer ends the transfer at once instead of after every retransmission. False when the
-  // transfer ended.
-  bool drain_errors(Transfer& t) {
+  // The worker's socket for transfers with clients that reached `local`, made on first use.
+  Result<SharedSocket*> shared_socket(const Endpoint& local) {
+    const std::string key = local.key();
+    if (auto it = socket_by_local_.find(key); it != socket_by_local_.end()) return it->second;
+    UniqueFd fd(::socket(local.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd) return fail(sys_error("socket"));
+    const int off = 0, on = 1;
+    if (local.family() == AF_INET6) {
+      ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+      ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_RECVERR, &on, sizeof on);
+    }
+    ::setsockopt(fd.get(), IPPROTO_IP, IP_RECVERR, &on, sizeof on);
+    // Every transfer's ACKs arrive here, and every window leaves from here: room for bursts (the
+    // kernel caps it at net.core.{r,w}mem_max).
+    const int room = 4 << 20;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &room, sizeof room);
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDBUF, &room, sizeof room);
+    if (::bind(fd.get(), local.sa(), local.len) != 0) {
+      // The address the request came to cannot be bound (gone?): any address of the family.
+      Endpoint any;
+      any.addr.ss_family = static_cast<sa_family_t>(local.family());
+      any.len = local.family() == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+      if (::bind(fd.get(), any.sa(), any.len) != 0) return fail(sys_error("bind"));
+    }
+    auto sock = std::make_unique<SharedSocket>();
+    sock->tag = sockets_.size();
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = sock->tag;
+    if (::epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, fd.get(), &ev) != 0)
+      return fail(sys_error("epoll_ctl"));
+    sock->fd = std::move(fd);
+    SharedSocket* p = sock.get();
+    sockets_.push_back(std::move(sock));
+    socket_by_local_.emplace(key, p);
+    return p;
+  }
+
+  // ICMP errors (IP_RECVERR) for packets sent from the socket. A closed port or unreachable host
+  // at a client ends its transfer at once instead of after every retransmission.
+  void drain_errors(SharedSocket& sock) {
     int pending = 0;
     socklen_t plen = sizeof pending;
-    ::getsockopt(t.sock.get(), SOL_SOCKET, SO_ERROR, &pending, &plen);  // clears it
-    for (int i = 0; i < 16; ++i) {
+    ::getsockopt(sock.fd.get(), SOL_SOCKET, SO_ERROR, &pending, &plen);  // clears it
+    for (int i = 0; i < 64; ++i) {
       Endpoint to;
       alignas(cmsghdr) std::array<std::uint8_t, 512> control{};
       std::uint8_t sink[64];
       iovec iov{sink, sizeof sink};
       msghdr h = receive_header(to, iov, control);
-      if (::recvmsg(t.sock.get(), &h, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) return true;
+      if (::recvmsg(sock.fd.get(), &h, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) return;
       to.len = h.msg_namelen;
-      if (!to.same(t.peer)) continue;  // e.g. an ERROR 5 to a stranger that has gone
+      auto it = sock.by_peer.find(to.tid());
+      if (it == sock.by_peer.end()) continue;  // e.g. an ERROR 5 to a stranger that has gone
+      Transfer& t = *it->second;
       for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(&h, c)) {
         const bool v4 = c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR;
         const bool v6 = c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVERR;
@@ -965,49 +1099,56 @@ class Worker {
         if (err != ECONNREFUSED && err != EHOSTUNREACH && err != ENETUNREACH) continue;
         fail_transfer(t, std::nullopt, "", std::string("client unreachable: ") + std::strerror(err),
                       {});
-        return false;
+        break;
       }
     }
-    return true;
   }
 
-  // Handles at most one datagram from the peer per wake-up: the epoll set is level-triggered, so
-  // a second one brings the loop back, and the common case (one ACK) costs no extra recvfrom
-  // that would only say EAGAIN.
-  void on_transfer_readable(Transfer& t) {
-    const int fd = t.sock.get();
-    for (int i = 0; i < 8; ++i) {
-      Endpoint from;
-      from.len = sizeof from.addr;
-      const ssize_t r = ::recvfrom(fd, rx_.data(), rx_.size(), MSG_TRUNC,
-                                   reinterpret_cast<sockaddr*>(&from.addr), &from.len);
-      if (r < 0) {
+  // Reads the datagrams waiting on the socket, kBatch per recvmmsg and up to 4 of those per
+  // wake-up (the epoll set is level-triggered: more bring the loop back), and hands each to the
+  // transfer of its sender.
+  void on_readable(SharedSocket& sock) {
+    const int fd = sock.fd.get();
+    for (int round = 0; round < 4; ++round) {
+      for (std::size_t i = 0; i < kBatch; ++i) {
+        rx_iov_[i] = {rx_batch_[i].data(), rx_batch_[i].size()};
+        rx_from_[i] = Endpoint{};
+        msghdr& h = rx_msgs_[i].msg_hdr;
+        h = msghdr{};
+        h.msg_name = &rx_from_[i].addr;
+        h.msg_namelen = sizeof rx_from_[i].addr;
+        h.msg_iov = &rx_iov_[i];
+        h.msg_iovlen = 1;
+        rx_msgs_[i].msg_len = 0;
+      }
+      const int n = ::recvmmsg(fd, rx_msgs_.data(), kBatch, MSG_DONTWAIT, nullptr);
+      if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) return;
         continue;  // EINTR, or a pending ICMP error (drain_errors reads those): read on
       }
-      if (!from.same(t.peer)) {
-        // RFC 1350: a packet from another TID gets ERROR 5 and the transfer goes on.
-        (void)send_raw(fd, from, build_error(ErrorCode::UnknownTid, "Unknown transfer ID"));
-        s_.stats.bad_packets.fetch_add(1, std::memory_order_relaxed);
-        Event e = base_event(t, EventKind::BadPacket);
-        e.client = from.text();
-        e.client_port = from.port();
-        e.error_code = static_cast<std::uint16_t>(ErrorCode::UnknownTid);
-        e.reason = "packet from an unknown TID (transfer is with " + t.peer.text() + " port " +
-                   std::to_string(t.peer.port()) + ")";
-        s_.emit(e);
-        continue;
+      for (int i = 0; i < n; ++i) {
+        Endpoint& from = rx_from_[i];
+        from.len = rx_msgs_[i].msg_hdr.msg_namelen;
+        auto it = sock.by_peer.find(from.tid());
+        if (it == sock.by_peer.end()) {
+          // RFC 1350: a packet from another TID gets ERROR 5 and the transfers go on.
+          (void)send_raw(fd, from, build_error(ErrorCode::UnknownTid, "Unknown transfer ID"));
+          bad_packet(from, "packet from an unknown TID (no transfer with that address and port)",
+                     ErrorCode::UnknownTid);
+          continue;
+        }
+        if (rx_msgs_[i].msg_hdr.msg_flags & MSG_TRUNC) continue;  // oversized: not TFTP
+        const std::span<const std::uint8_t> bytes(rx_batch_[i].data(), rx_msgs_[i].msg_len);
+        hot_.bytes_received.fetch_add(rx_msgs_[i].msg_len, std::memory_order_relaxed);
+        (void)handle_packet(*it->second, bytes);  // false: the transfer ended
       }
-      if (static_cast<std::size_t>(r) > rx_.size()) continue;  // oversized: not TFTP
-      const std::span<const std::uint8_t> bytes(rx_.data(), static_cast<std::size_t>(r));
-      hot_.bytes_received.fetch_add(static_cast<std::uint64_t>(r), std::memory_order_relaxed);
-      (void)handle_packet(t, bytes);  // false: the transfer ended
-      return;
+      if (static_cast<std::size_t>(n) < kBatch) return;
     }
   }
 
   // False when the transfer ended.
   bool handle_packet(Transfer& t, std::span<const std::uint8_t> bytes) {
+    settle(t);
     auto pkt = parse(bytes, t.blksize);
     if (!pkt) {
       s_.stats.bad_packets.fetch_add(1, std::memory_order_relaxed);
@@ -1349,25 +1490,6 @@ class Worker {
     return static_cast<std::size_t>(mtu);
   }
 
-  Result<UniqueFd> transfer_socket(const Endpoint& local) {
-    UniqueFd fd(::socket(local.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (!fd) return fail(sys_error("socket"));
-    const int off = 0, on = 1;
-    if (local.family() == AF_INET6) {
-      ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
-      ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_RECVERR, &on, sizeof on);
-    }
-    ::setsockopt(fd.get(), IPPROTO_IP, IP_RECVERR, &on, sizeof on);
-    if (::bind(fd.get(), local.sa(), local.len) != 0) {
-      // The address the request came to cannot be bound (gone?): any address of the family.
-      Endpoint any;
-      any.addr.ss_family = static_cast<sa_family_t>(local.family());
-      any.len = local.family() == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
-      if (::bind(fd.get(), any.sa(), any.len) != 0) return fail(sys_error("bind"));
-    }
-    return fd;
-  }
-
   void handle_request(const Endpoint& from, const Endpoint& local, Request req) {
     s_.stats.requests.fetch_add(1, std::memory_order_relaxed);
     const std::string key =
@@ -1484,13 +1606,14 @@ class Worker {
              *name);
       return;
     }
-    auto sock = transfer_socket(local);
+    auto sock = shared_socket(local);
     if (!sock) {
       if (t->target) abandon_write(*t->target);
       refuse(from, req, ErrorCode::NotDefined, "internal error", sock.error().message(), *name);
       return;
     }
-    t->sock = std::move(*sock);
+    t->sock = *sock;
+    t->peer_tid = from.tid();
     t->id = s_.next_id.fetch_add(1, std::memory_order_relaxed);
     t->blksize = neg.blksize;
     t->windowsize = neg.windowsize;
@@ -1502,20 +1625,19 @@ class Worker {
     t->hard_deadline = t->started + s_.cfg.transfer_timeout;
     t->next_progress = s_.cfg.progress_bytes;
 
-    const int fd = t->sock.get();
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = static_cast<std::uint64_t>(fd);
-    if (::epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
-      if (t->target) abandon_write(*t->target);
-      refuse(from, req, ErrorCode::NotDefined, "internal error", sys_error("epoll_ctl").message(),
-             *name);
-      return;
-    }
+    // A client's address and port are its TID: a new request from them while a transfer with
+    // them runs (a different file; the same one is the repeat caught above) means the client
+    // has given that transfer up, say by rebooting. It ends here, without an ERROR, which would
+    // reach the new transfer.
+    if (auto it = t->sock->by_peer.find(t->peer_tid); it != t->sock->by_peer.end())
+      fail_transfer(*it->second, std::nullopt, "",
+                    "superseded: the client sent a new request from the same address and port", {});
     reservation.kept = true;  // released by finish()
     s_.stats.active.fetch_add(1, std::memory_order_relaxed);
     Transfer& tr = *t;
-    transfers_.emplace(fd, std::move(t));
+    tr.sock->by_peer[tr.peer_tid] = &tr;
+    const std::uint64_t id = tr.id;
+    transfers_.emplace(id, std::move(t));
 
     if (!neg.accepted.empty()) {
       auto oack = build_oack(neg.accepted);
@@ -1556,10 +1678,17 @@ class Worker {
  private:
   std::thread thread_;
   std::vector<std::uint8_t> rx_;
+  // recvmmsg on the shared sockets: a datagram of any TFTP size in each slot (1 MiB in all)
+  static constexpr std::size_t kBatch = 16;
+  std::array<std::vector<std::uint8_t>, kBatch> rx_batch_;
+  std::array<iovec, kBatch> rx_iov_{};
+  std::array<Endpoint, kBatch> rx_from_{};
+  std::array<mmsghdr, kBatch> rx_msgs_{};
   std::vector<std::uint8_t> decoded_;
-  std::unordered_map<int, std::unique_ptr<Transfer>> transfers_;
-  std::set<std::pair<Clock::time_point, int>> timers_;
-  std::vector<std::array<std::uint8_t, 4>> headers_;
+  std::unordered_map<std::uint64_t, std::unique_ptr<Transfer>> transfers_;
+  std::set<std::pair<Clock::time_point, std::uint64_t>> timers_;
+  std::vector<std::unique_ptr<SharedSocket>> sockets_;  // index = epoll tag
+  std::unordered_map<std::string, SharedSocket*> socket_by_local_;
   std::vector<iovec> iov_;
   std::vector<mmsghdr> msgs_;
 };

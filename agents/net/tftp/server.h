@@ -1,11 +1,14 @@
 // The TFTP server: RFC 1350 with option negotiation (RFC 2347-2349) and windowsize (RFC 7440).
 //
 // One UDP listening socket (IPv4 or IPv6, by the bind address; "::" is dual-stack), a fixed number
-// of event-loop threads (epoll), and one ephemeral UDP socket per transfer (its TID). Each transfer
-// buffers at most one window of blocks, read with pread(2) from the open file. Names resolve below
-// the root only (paths.h); virtual files (plugins' generated content) are consulted first. Every
-// request, OACK, progress step, completion and failure is an Event, delivered to an observer and,
-// optionally, written as a JSON line to a log file. See README.md for the behaviour in full.
+// of event-loop threads (epoll), and per thread one ephemeral UDP socket per local address, shared
+// by that thread's transfers (the server's TID for each; the client's address and port tell them
+// apart), so one recvmmsg reads many transfers' ACKs and one sendmmsg sends their blocks. Each
+// transfer buffers at most one window of blocks, read with pread(2) from the open file. Names
+// resolve below the root only (paths.h); virtual files (plugins' generated content) are consulted
+// first. Every request, OACK, progress step, completion and failure is an Event, delivered to an
+// observer and, optionally, written as a JSON line to a log file. See README.md for the behaviour
+// in full.
 #pragma once
 
 #include <chrono>

@@ -715,6 +715,80 @@ TEST_F(TftpServer, RepeatedRequestFromSamePortIsOneTransfer) {
   ASSERT_TRUE(wait_events(EventKind::Complete, 1));
 }
 
+// A worker's transfers share one socket, the server's TID for all of them; the client's address
+// and port tell them apart.
+TEST_F(TftpServer, TransfersShareTheWorkersTidAndAreToldApartByTheClient) {
+  ServerConfig c = config();
+  c.threads = 1;
+  start(std::move(c));
+  Udp a, b;
+  a.send(server_->port(), rrq("f513"));
+  b.send(server_->port(), rrq("f2000"));
+  auto da = a.recv();
+  auto db = b.recv();
+  ASSERT_TRUE(da && db);
+  EXPECT_EQ(da->port, db->port);
+  EXPECT_NE(da->port, server_->port());
+  std::string got_a(da->bytes.begin() + 4, da->bytes.end());
+  std::string got_b(db->bytes.begin() + 4, db->bytes.end());
+  for (std::uint16_t block = 1; block < 4; ++block) {  // f513: 2 blocks; f2000: 4
+    if (block < 2) {
+      a.send(da->port, ack(block));
+      auto d = a.recv();
+      ASSERT_TRUE(d);
+      EXPECT_EQ(d->block(), block + 1);
+      got_a.append(d->bytes.begin() + 4, d->bytes.end());
+    } else if (block == 2) {
+      a.send(da->port, ack(2));
+    }
+    b.send(db->port, ack(block));
+    auto d = b.recv();
+    ASSERT_TRUE(d);
+    EXPECT_EQ(d->block(), block + 1);
+    got_b.append(d->bytes.begin() + 4, d->bytes.end());
+  }
+  b.send(db->port, ack(4));
+  EXPECT_EQ(got_a, file("f513"));
+  EXPECT_EQ(got_b, file("f2000"));
+  ASSERT_TRUE(wait_events(EventKind::Complete, 2));
+  EXPECT_EQ(server_->stats().failed, 0u);
+}
+
+// A client's address and port are its TID: a new request from them, for another file, means the
+// client gave the running transfer up (a phone or a PXE ROM that rebooted reuses its port). That
+// transfer ends without an ERROR (it would reach the new one) and sends nothing more.
+TEST_F(TftpServer, ANewRequestFromTheSamePortSupersedesTheTransfer) {
+  ServerConfig c = config();
+  c.threads = 1;
+  start(std::move(c));
+  Udp u;
+  u.send(server_->port(), rrq("f2000"));
+  auto old = u.recv();
+  ASSERT_TRUE(old);
+  EXPECT_EQ(std::string(old->bytes.begin() + 4, old->bytes.end()), file("f2000").substr(0, 512));
+  u.send(server_->port(), rrq("f513"));
+  auto d1 = u.recv();
+  ASSERT_TRUE(d1);
+  EXPECT_EQ(d1->op(), 3);
+  EXPECT_EQ(d1->block(), 1);
+  EXPECT_EQ(std::string(d1->bytes.begin() + 4, d1->bytes.end()), file("f513").substr(0, 512));
+  ASSERT_TRUE(wait_events(EventKind::Failed, 1));
+  const auto f = events_of(EventKind::Failed)[0];
+  EXPECT_EQ(f.name, "f2000");
+  EXPECT_NE(f.reason.find("superseded"), std::string::npos) << f.reason;
+  EXPECT_FALSE(f.error_code);
+  u.send(d1->port, ack(1));
+  auto d2 = u.recv();
+  ASSERT_TRUE(d2);
+  EXPECT_EQ(d2->block(), 2);
+  EXPECT_EQ(d2->payload(), 1u);
+  u.send(d1->port, ack(2));
+  ASSERT_TRUE(wait_events(EventKind::Complete, 1));
+  EXPECT_EQ(events_of(EventKind::Complete)[0].name, "f513");
+  EXPECT_FALSE(u.recv(1300));  // no retransmission of the old transfer's block 1 (timeout 1 s)
+  EXPECT_EQ(server_->stats().active, 0u);
+}
+
 TEST_F(TftpServer, ConcurrentClients) {
   start();
   constexpr int kClients = 16;
