@@ -296,7 +296,7 @@ struct OutBlock {
 struct SharedSocket {
   UniqueFd fd;
   std::uint64_t tag = 0;                               // its epoll tag (index in Worker::sockets_)
-  std::unordered_map<std::string, Transfer*> by_peer;  // "address/port" of the client
+  std::unordered_map<std::string, Transfer*> by_peer;  // by the client's Endpoint::tid()
   std::vector<OutBlock> out;                           // queued, not yet sent
   std::vector<std::uint64_t> blocked;  // transfers with blocks the socket had no room for
   bool want_write = false;
