@@ -104,8 +104,8 @@ Result<std::unique_ptr<NetServices>> NetServices::start(const inventory::Invento
   for (const auto& seg : inv.segments) {
     if (seg.agent != o.agent) continue;
     if (seg.dhcp.mode == inventory::DhcpMode::Off) continue;
-    auto where = dhcp::interface_ipv4(seg.interface,
-                                      [&seg](std::uint32_t a) { return seg.subnet.contains(a); });
+    auto where = dhcp::interface_ipv4(
+        seg.interface, [&seg](std::uint32_t a, int) { return seg.subnet.contains(a); });
     if (!where)
       return fail(Errc::InvalidInput, "segment " + seg.name + ": dhcp: " + where.error().message());
     if (!seg.subnet.contains(where->first))

@@ -81,22 +81,6 @@ void print_notable_event(const dhcp::Event& e) {
 
 int cmd_dhcp_serve(Context& ctx, const DhcpServeArgs& a) {
   auto& err = std::cerr;
-  auto where = dhcp::interface_ipv4(a.interface);
-  if (!where) {
-    err << "labctl dhcp serve: " << where.error().message() << "\n";
-    return kExitError;
-  }
-  const auto [server_ip, prefix] = *where;
-  dhcp::SegmentConfig s;
-  s.interface = a.interface;
-  s.alloc.segment = a.interface;
-  s.alloc.prefix = prefix;
-  const std::uint32_t mask = prefix <= 0    ? 0u
-                             : prefix >= 32 ? 0xffffffffu
-                                            : ~((1u << (32 - prefix)) - 1);
-  s.alloc.network = server_ip & mask;
-  s.alloc.server_address = server_ip;
-  s.alloc.deny_unknown = a.deny_unknown;
   auto parts = text::split(a.range, '-');
   std::optional<std::uint32_t> first, last;
   if (parts.size() == 2) {
@@ -108,6 +92,25 @@ int cmd_dhcp_serve(Context& ctx, const DhcpServeArgs& a) {
         << "' is not FIRST-LAST (e.g. 10.99.1.10-10.99.1.250)\n";
     return kExitError;
   }
+  auto mask_of = [](int prefix) -> std::uint32_t {
+    return prefix <= 0 ? 0u : prefix >= 32 ? 0xffffffffu : ~((1u << (32 - prefix)) - 1);
+  };
+  // The interface's address on the range's network (it may be a secondary one), else its first.
+  auto where = dhcp::interface_ipv4(a.interface, [&](std::uint32_t address, int prefix) {
+    return (address & mask_of(prefix)) == (*first & mask_of(prefix));
+  });
+  if (!where) {
+    err << "labctl dhcp serve: " << where.error().message() << "\n";
+    return kExitError;
+  }
+  const auto [server_ip, prefix] = *where;
+  dhcp::SegmentConfig s;
+  s.interface = a.interface;
+  s.alloc.segment = a.interface;
+  s.alloc.prefix = prefix;
+  s.alloc.network = server_ip & mask_of(prefix);
+  s.alloc.server_address = server_ip;
+  s.alloc.deny_unknown = a.deny_unknown;
   s.alloc.pool_first = *first;
   s.alloc.pool_last = *last;
   auto ms = text::parse_duration_ms(a.lease_time);

@@ -207,6 +207,27 @@ class Lifecycle(DhcpCase):
         self.assertTrue(err.strip(), "no message on stderr")
 
 
+    def test_serves_a_range_on_a_secondary_address(self):
+        """The interface has 10.99.0.1/16 and, second, 10.97.0.1/16: a range in 10.97 is served
+        from 10.97.0.1 (server identifier, subnet), not refused or answered from the first one."""
+        H.ip_cmd("-n", self.pair.srv, "addr", "add", "10.97.0.1/16", "dev", self.pair.srv_if)
+        self.addCleanup(H.ip_cmd, "-n", self.pair.srv, "addr", "del", "10.97.0.1/16", "dev", self.pair.srv_if,
+                        check=False)
+        srv = self.make_server("secondary", pool=("10.97.1.10", "10.97.1.20"))
+        srv.start()
+        try:
+            c = self.client("udhcpc", "02:00:00:00:09:01")
+            rc = c.run(c.udhcpc_cmd(), timeout=30)
+            self.assertEqual(rc, 0, c.output()[-2000:] + srv.output()[-2000:])
+            rec = c.wait_event({"bound"}, 1)
+            self.assertIsNotNone(rec, c.output())
+            self.assertTrue(rec.get("ip", "").startswith("10.97.1."), rec)
+            self.assertEqual(rec.get("serverid"), "10.97.0.1", rec)
+            self.assertEqual(rec.get("mask"), "16", rec)
+        finally:
+            srv.stop()
+
+
 RESERVED = {"udhcpc": ("02:00:00:00:01:01", "10.99.0.101"),
             "dhclient": ("02:00:00:00:01:02", "10.99.0.102"),
             "dhcpcd": ("02:00:00:00:01:03", "10.99.0.103")}

@@ -146,7 +146,7 @@ std::string event_to_line(const Event& e) {
 }
 
 Result<std::pair<std::uint32_t, int>> interface_ipv4(
-    const std::string& interface, const std::function<bool(std::uint32_t)>& wanted) {
+    const std::string& interface, const std::function<bool(std::uint32_t, int)>& wanted) {
   ifaddrs* list = nullptr;
   if (::getifaddrs(&list) != 0) return fail(sys_error("getifaddrs"));
   std::optional<std::pair<std::uint32_t, int>> found;
@@ -158,7 +158,7 @@ Result<std::pair<std::uint32_t, int>> interface_ipv4(
     const std::uint32_t mask = m ? ntohl(m->sin_addr.s_addr) : 0xffffffffu;
     const auto here = std::make_pair(ntohl(a->sin_addr.s_addr), std::popcount(mask));
     if (!found) found = here;
-    if (!wanted || wanted(here.first)) {
+    if (!wanted || wanted(here.first, here.second)) {
       found = here;
       break;
     }

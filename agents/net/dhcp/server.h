@@ -138,9 +138,10 @@ class Server {
 };
 
 // An interface's IPv4 address and prefix length (getifaddrs): the first one `wanted` accepts
-// (a segment's subnet, when the interface also has secondary addresses), else its first one;
-// NotFound when it has none.
+// (the one in a segment's subnet, or on a pool's network, when the interface also has secondary
+// addresses), else its first one; NotFound when it has none.
 Result<std::pair<std::uint32_t, int>> interface_ipv4(
-    const std::string& interface, const std::function<bool(std::uint32_t)>& wanted = {});
+    const std::string& interface,
+    const std::function<bool(std::uint32_t address, int prefix)>& wanted = {});
 
 }  // namespace labctl::dhcp
