@@ -92,12 +92,9 @@ int cmd_dhcp_serve(Context& ctx, const DhcpServeArgs& a) {
         << "' is not FIRST-LAST (e.g. 10.99.1.10-10.99.1.250)\n";
     return kExitError;
   }
-  auto mask_of = [](int prefix) -> std::uint32_t {
-    return prefix <= 0 ? 0u : prefix >= 32 ? 0xffffffffu : ~((1u << (32 - prefix)) - 1);
-  };
   // The interface's address on the range's network (it may be a secondary one), else its first.
   auto where = dhcp::interface_ipv4(a.interface, [&](std::uint32_t address, int prefix) {
-    return (address & mask_of(prefix)) == (*first & mask_of(prefix));
+    return (address & dhcp::prefix_mask(prefix)) == (*first & dhcp::prefix_mask(prefix));
   });
   if (!where) {
     err << "labctl dhcp serve: " << where.error().message() << "\n";
@@ -108,7 +105,7 @@ int cmd_dhcp_serve(Context& ctx, const DhcpServeArgs& a) {
   s.interface = a.interface;
   s.alloc.segment = a.interface;
   s.alloc.prefix = prefix;
-  s.alloc.network = server_ip & mask_of(prefix);
+  s.alloc.network = server_ip & dhcp::prefix_mask(prefix);
   s.alloc.server_address = server_ip;
   s.alloc.deny_unknown = a.deny_unknown;
   s.alloc.pool_first = *first;

@@ -706,6 +706,10 @@ std::string ipv4_string(std::uint32_t a) {
          std::to_string((a >> 8) & 0xff) + "." + std::to_string(a & 0xff);
 }
 
+std::uint32_t prefix_mask(int prefix) {
+  return prefix <= 0 ? 0 : prefix >= 32 ? 0xffffffffu : ~((1u << (32 - prefix)) - 1);
+}
+
 std::optional<std::uint32_t> parse_ipv4(std::string_view s) {
   std::uint32_t out = 0;
   std::size_t pos = 0;

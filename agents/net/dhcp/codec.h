@@ -249,6 +249,8 @@ std::string mac_string(const Message& m);
 std::string ipv4_string(std::uint32_t address);
 // Strict dotted quad (four decimal parts 0-255, no leading zeros beyond "0"); nullopt otherwise.
 std::optional<std::uint32_t> parse_ipv4(std::string_view s);
+// The netmask of a prefix length: 0 for 0 or less, 255.255.255.255 for 32 or more.
+std::uint32_t prefix_mask(int prefix);
 // "12ab..." lower-case hex, no separators.
 std::string hex_string(std::span<const std::uint8_t> bytes);
 // One line for logs: "DHCPREQUEST xid=0x3903f326 chaddr=00:0b:82:01:fc:42 requested=10.99.1.5

@@ -57,10 +57,6 @@ bool starts_with_ci(std::string_view s, std::string_view prefix) {
   return true;
 }
 
-std::uint32_t prefix_mask(int prefix) {
-  return prefix <= 0 ? 0 : prefix >= 32 ? 0xffffffffu : ~((1u << (32 - prefix)) - 1);
-}
-
 // A reply waiting for its lease rows to be durable (or rows with nothing to send).
 struct Pending {
   std::vector<Lease> rows;

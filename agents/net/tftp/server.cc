@@ -306,7 +306,6 @@ struct Transfer {
   std::uint64_t id = 0;
   SharedSocket* sock = nullptr;
   Endpoint peer;
-  std::string peer_tid;  // peer.tid(), its entry in sock->by_peer
   std::string peer_key;
   Opcode op = Opcode::Rrq;
   Mode mode = Mode::Octet;
@@ -902,6 +901,12 @@ class Worker {
       h.msg_iovlen = 2;
       msgs_[i].msg_len = 0;
     }
+    // The kernel took block k (or refused it for its destination alone): its transfer moves on.
+    auto gone = [&](std::size_t k) {
+      Transfer& t = *sock.out[k].owner;
+      ++t.win_next;
+      t.sent_max = std::max(t.sent_max, t.win_next - 1);
+    };
     std::size_t sent = 0;
     bool full = false;
     while (sent < n) {
@@ -913,18 +918,13 @@ class Worker {
         if (full) break;
         // This block's destination failed (an ICMP error queued for it, say): it counts as sent
         // and lost, and the transfer's timer sends its window again.
-        Transfer& t = *sock.out[sent].owner;
-        ++t.win_next;
-        t.sent_max = std::max(t.sent_max, t.win_next - 1);
-        ++sent;
+        gone(sent++);
         continue;
       }
       for (int i = 0; i < r; ++i) {
         const std::size_t k = sent + static_cast<std::size_t>(i);
         hot_.bytes_sent.fetch_add(msgs_[k].msg_len, std::memory_order_relaxed);
-        Transfer& t = *sock.out[k].owner;
-        ++t.win_next;
-        t.sent_max = std::max(t.sent_max, t.win_next - 1);
+        gone(k);
       }
       hot_.packets_sent.fetch_add(static_cast<std::uint64_t>(r), std::memory_order_relaxed);
       sent += static_cast<std::size_t>(r);
@@ -1024,7 +1024,8 @@ class Worker {
       std::lock_guard lock(s_.peers_mu);
       s_.active_requests.erase(t.peer_key);
     }
-    if (auto it = t.sock->by_peer.find(t.peer_tid); it != t.sock->by_peer.end() && it->second == &t)
+    if (auto it = t.sock->by_peer.find(t.peer.tid());
+        it != t.sock->by_peer.end() && it->second == &t)
       t.sock->by_peer.erase(it);
     s_.stats.active.fetch_sub(1, std::memory_order_relaxed);
     transfers_.erase(t.id);
@@ -1613,7 +1614,6 @@ class Worker {
       return;
     }
     t->sock = *sock;
-    t->peer_tid = from.tid();
     t->id = s_.next_id.fetch_add(1, std::memory_order_relaxed);
     t->blksize = neg.blksize;
     t->windowsize = neg.windowsize;
@@ -1629,13 +1629,14 @@ class Worker {
     // them runs (a different file; the same one is the repeat caught above) means the client
     // has given that transfer up, say by rebooting. It ends here, without an ERROR, which would
     // reach the new transfer.
-    if (auto it = t->sock->by_peer.find(t->peer_tid); it != t->sock->by_peer.end())
+    const std::string tid = from.tid();
+    if (auto it = t->sock->by_peer.find(tid); it != t->sock->by_peer.end())
       fail_transfer(*it->second, std::nullopt, "",
                     "superseded: the client sent a new request from the same address and port", {});
     reservation.kept = true;  // released by finish()
     s_.stats.active.fetch_add(1, std::memory_order_relaxed);
     Transfer& tr = *t;
-    tr.sock->by_peer[tr.peer_tid] = &tr;
+    tr.sock->by_peer[tid] = &tr;
     const std::uint64_t id = tr.id;
     transfers_.emplace(id, std::move(t));
 
