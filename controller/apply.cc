@@ -1,7 +1,6 @@
 #include "controller/apply.h"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -21,8 +20,6 @@
 namespace labctl::controller {
 
 namespace {
-
-constexpr int kExitInterrupted = 130;
 
 // One apply at a time per state directory: two would journal over each other.
 class ApplyLock {

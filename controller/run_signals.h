@@ -10,6 +10,9 @@
 
 namespace labctl::controller {
 
+// The exit status of a run stopped this way, as a shell reports a process ended by SIGINT.
+inline constexpr int kExitInterrupted = 130;
+
 class RunSignals {
  public:
   RunSignals();   // installs the handlers; one at a time per process

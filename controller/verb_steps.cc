@@ -17,8 +17,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr int kExitInterrupted = 130;  // as `labctl apply`, and as a shell reports SIGINT
-
 // Which steps a run is made of: the same command on the same device gives the same identity,
 // whatever the device reported when it was planned (a resumed run keeps its own journal).
 std::string steps_identity(const std::vector<sdk::Step>& steps) {
